@@ -1,0 +1,140 @@
+"""Reproducibility and scale: one call at the top of every chapter.
+
+``setup()`` seeds every generator the book uses, pins the thread count (small problems run
+faster on one thread, and results do not depend on the thread count), applies the house
+plotting style and reads two environment switches:
+
+``DLT_SCALE``  ``ci`` (default: every chapter runs in seconds) or ``paper`` (the papers' sizes).
+``DLT_DEVICE`` ``cpu`` or ``cuda``; by default ``cuda`` when torch sees a GPU, else ``cpu``.
+
+torch is only touched when the chapter already imported it or asks for it, so numpy-only
+chapters do not pay its import time.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+SCALES = ("ci", "paper")
+
+
+@dataclass(frozen=True)
+class Config:
+    """What ``setup`` decided: the seed, the scale and the torch device name."""
+
+    seed: int
+    scale: str
+    device: str
+    threads: int
+
+    @property
+    def paper(self) -> bool:
+        return self.scale == "paper"
+
+
+def scale() -> str:
+    """The value of ``DLT_SCALE`` (``ci`` when unset); raise on anything else."""
+    value = os.environ.get("DLT_SCALE", "ci").strip().lower() or "ci"
+    if value not in SCALES:
+        raise ValueError(f"DLT_SCALE must be one of {SCALES}, got {value!r}")
+    return value
+
+
+def pick(ci, paper):
+    """Return ``ci`` or ``paper`` according to ``DLT_SCALE``: ``n = pick(ci=300, paper=5000)``."""
+    return paper if scale() == "paper" else ci
+
+
+def quiet() -> bool:
+    """True when progress bars should stay silent (tests, book builds, ``DLT_QUIET=1``)."""
+    if os.environ.get("DLT_QUIET", "").lower() in ("1", "true", "yes"):
+        return True
+    return "pytest" in sys.modules or os.environ.get("DLT_WIDGETS") == "static"
+
+
+def progress(iterable=None, **kwargs):
+    """``tqdm.auto.tqdm`` that is silent under test and in builds."""
+    from tqdm.auto import tqdm
+
+    kwargs.setdefault("disable", quiet())
+    return tqdm(iterable, **kwargs)
+
+
+def rng(seed: int | np.random.Generator | None = 0) -> np.random.Generator:
+    """A numpy Generator from a seed (or the Generator itself)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        raise ValueError("pass an integer seed: every random experiment in the book is seeded")
+    return np.random.default_rng(seed)
+
+
+def device(use_torch: bool | None = None) -> str:
+    """The torch device name: ``DLT_DEVICE`` if set, else ``cuda`` when available, else ``cpu``."""
+    wanted = os.environ.get("DLT_DEVICE", "").strip().lower()
+    if wanted and wanted not in ("cpu", "cuda"):
+        raise ValueError(f"DLT_DEVICE must be 'cpu' or 'cuda', got {wanted!r}")
+    if use_torch is None:
+        use_torch = "torch" in sys.modules
+    if not use_torch:
+        return wanted or "cpu"
+    import torch
+
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise ValueError("DLT_DEVICE=cuda but torch sees no GPU; unset it or use DLT_DEVICE=cpu")
+    if wanted:
+        return wanted
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def set_threads(n: int = 1, use_torch: bool | None = None) -> None:
+    """Pin BLAS (and torch) to ``n`` threads."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:  # threadpoolctl ships with scikit-learn; without it env vars must do
+        pass
+    if use_torch is None:
+        use_torch = "torch" in sys.modules
+    if use_torch:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def seed_everything(seed: int = 0, use_torch: bool | None = None) -> None:
+    """Seed Python's ``random``, numpy's legacy global generator and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    if use_torch is None:
+        use_torch = "torch" in sys.modules
+    if use_torch:
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def setup(seed: int = 0, threads: int = 1, use_torch: bool | None = None, style: bool = True) -> Config:
+    """Seed, pin threads, set the plotting style; return the :class:`Config`.
+
+    ``use_torch=None`` touches torch only if it is already imported.
+    """
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    if use_torch is None:
+        use_torch = "torch" in sys.modules
+    seed_everything(int(seed), use_torch)
+    set_threads(threads, use_torch)
+    if style:
+        from helpers import plotting
+
+        plotting.use_style()
+    return Config(seed=int(seed), scale=scale(), device=device(use_torch), threads=threads)
