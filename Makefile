@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
-.PHONY: book test venv unit notebooks chapter golden bench lint clean open
+.PHONY: book test venv unit chapter page golden bench lint clean open
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (set PYTHON=python3.x)"; exit 1; }
@@ -37,6 +37,15 @@ chapter: $(STAMP)
 	@test -n "$(CH)" || { echo "usage: make chapter CH=02_landscape"; exit 1; }
 	$(PY) tests/make_notebooks.py _build/nbtest-$(CH) book/$(CH).md
 	DLT_GOLDEN=$(CURDIR)/tests/golden DLT_QUIET=1 $(PY) -m pytest _build/nbtest-$(CH) --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider
+
+## Build one chapter as a small book (intro + CH) with the same settings, e.g. to check warnings.
+page: $(STAMP)
+	@test -n "$(CH)" || { echo "usage: make page CH=02_landscape"; exit 1; }
+	@mkdir -p _build/page-$(CH)
+	@printf 'format: jb-book\nroot: book/intro\nchapters:\n  - file: book/$(CH)\n' > _build/page-$(CH)/_toc.yml
+	@sed 's#_build/.jupyter_cache#_build/page-$(CH)/.jupyter_cache#' _config.yml > _build/page-$(CH)/_config.yml
+	DLT_WIDGETS=static DLT_QUIET=1 $(VENV)/bin/jupyter-book build . --toc _build/page-$(CH)/_toc.yml --config _build/page-$(CH)/_config.yml --path-output _build/page-$(CH) -W -n --keep-going
+	@echo "The page is at file://$(CURDIR)/_build/page-$(CH)/_build/html/book/$(CH).html"
 
 ## Rewrite the golden copies of the chapters' measured values (CH=... for one chapter).
 golden: $(STAMP)
