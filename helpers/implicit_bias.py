@@ -1,0 +1,435 @@
+"""Implicit bias of optimisation algorithms; shared by chapters 1, 7 and 8.
+
+When a problem has many zero-loss solutions, *which* one an optimiser returns is decided by
+the optimiser: its start, its geometry and its step sizes. This module holds small, exact
+experiments on that theme.
+
+Chapter 1 (Srebro's talk) uses:
+
+- :func:`gd_least_squares`, :func:`sgd_least_squares`: gradient descent (full batch, or one
+  row at a time) on an underdetermined least-squares problem converges to the interpolating
+  solution closest in Euclidean distance to its start, ``w0 + pinv(X) @ (y - X @ w0)``.
+- :func:`exponentiated_gradient` and its reference :func:`min_kl_solution`: multiplicative
+  updates converge to the solution closest to the start in (generalised) KL divergence
+  (mirror descent with the entropy potential; Kivinen & Warmuth 1997, Gunasekar et al. 2018).
+- :func:`min_l1_solution` (linear programming) and :func:`min_l2_solution`: references.
+- :func:`adam_least_squares`, :func:`sign_gd_least_squares`: adaptive/sign methods reach zero
+  loss at a different solution (Wilson et al. 2017).
+
+Functions validate their inputs and raise ``ValueError`` with what is wrong; divergence is
+reported in the result (``diverged=True``), never raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+# --------------------------------------------------------------------------- chapter 1
+@dataclass
+class FitResult:
+    """The outcome of an iterative least-squares solver.
+
+    ``w``: final iterate; ``loss``: the loss ``||X w - y||^2 / (2 n)`` after each recorded step
+    (entry 0 is the start); ``path``: the iterates at the recorded steps (``None`` unless
+    asked for); ``steps``: iterations run; ``converged``: stopped by the tolerance;
+    ``diverged``: the loss became non-finite or exploded (``w`` is then the last finite iterate).
+    """
+
+    w: np.ndarray
+    loss: np.ndarray
+    path: np.ndarray | None = None
+    steps: int = 0
+    lr: float = 0.0
+    converged: bool = False
+    diverged: bool = False
+    info: dict = field(default_factory=dict)
+
+    @property
+    def final_loss(self) -> float:
+        return float(self.loss[-1])
+
+
+def _check_xy(X, y):
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"X must be a non-empty 2-D array (n samples x d features), got shape {X.shape}")
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must be a 1-D array with one entry per row of X ({X.shape[0]}), got shape {y.shape}")
+    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
+        raise ValueError("X and y must be finite (no nan or inf)")
+    return X, y
+
+
+def _check_w0(w0, d, positive=False):
+    if w0 is None:
+        return np.zeros(d)
+    w0 = np.asarray(w0, dtype=float)
+    if np.ndim(w0) == 0:
+        w0 = np.full(d, float(w0))
+    if w0.shape != (d,):
+        raise ValueError(f"w0 must have shape ({d},) (one entry per column of X), got {w0.shape}")
+    if not np.all(np.isfinite(w0)):
+        raise ValueError("w0 must be finite")
+    if positive and not np.all(w0 > 0):
+        raise ValueError("w0 must be strictly positive (multiplicative updates cannot leave zero)")
+    return w0
+
+
+def _check_steps(steps, name="steps"):
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"{name} must be a positive integer, got {steps!r}")
+    return int(steps)
+
+
+def _check_lr(lr):
+    if isinstance(lr, bool) or not np.isscalar(lr) or not np.isfinite(lr) or lr <= 0:
+        raise ValueError(f"the step size lr must be a positive finite number, got {lr!r}")
+    return float(lr)
+
+
+def _check_record_every(record_every):
+    if isinstance(record_every, bool) or not isinstance(record_every, (int, np.integer)) or record_every < 1:
+        raise ValueError(f"record_every must be a positive integer, got {record_every!r}")
+    return int(record_every)
+
+
+def _ls_loss(X, y, w):
+    r = X @ w - y
+    return float(r @ r) / (2 * X.shape[0])
+
+
+def smoothness(X) -> float:
+    """The Lipschitz constant of the gradient of ``||X w - y||^2 / (2n)``: ``sigma_max(X)^2 / n``."""
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got shape {X.shape}")
+    return float(np.linalg.norm(X, 2) ** 2 / X.shape[0])
+
+
+def min_l2_solution(X, y, w0=None) -> np.ndarray:
+    """The least-squares solution closest to ``w0`` in Euclidean norm: ``w0 + pinv(X) (y - X w0)``.
+
+    With ``w0 = 0`` this is the minimum-norm solution ``pinv(X) y``.
+    """
+    X, y = _check_xy(X, y)
+    w0 = _check_w0(w0, X.shape[1])
+    return w0 + np.linalg.lstsq(X, y - X @ w0, rcond=None)[0]
+
+
+def gd_least_squares(X, y, w0=None, lr=None, steps=100_000, tol=1e-13, record_path=False, record_every=1):
+    """Full-batch gradient descent on ``L(w) = ||X w - y||^2 / (2 n)``.
+
+    Every gradient ``X^T (X w - y) / n`` lies in the row space of ``X``, so the iterates stay
+    in ``w0 + rowspace(X)``; if they converge, the limit is the least-squares solution in that
+    affine set, ``w0 + pinv(X) (y - X w0)``: the solution closest to the start (from ``w0 = 0``,
+    the minimum-norm solution). See e.g. Gunasekar et al. (2018), Zhang et al. (2017).
+
+    ``lr`` defaults to ``1 / L`` with ``L = sigma_max(X)^2 / n`` (GD converges for ``lr < 2 / L``).
+    Runs at most ``steps`` iterations and stops early when the update is below
+    ``tol * (1 + ||w||)`` (``tol=0`` runs every step). ``record_path`` keeps every
+    ``record_every``-th iterate (for pictures).
+    """
+    X, y = _check_xy(X, y)
+    n, d = X.shape
+    w = _check_w0(w0, d).copy()
+    steps = _check_steps(steps)
+    record_every = _check_record_every(record_every)
+    if tol < 0:
+        raise ValueError(f"tol must be >= 0, got {tol}")
+    L = smoothness(X)
+    if lr is None:
+        if L == 0:
+            raise ValueError("X is all zeros: the loss is constant and there is nothing to descend")
+        lr = 1.0 / L
+    lr = _check_lr(lr)
+    r = X @ w - y
+    losses = [float(r @ r) / (2 * n)]
+    path = [w.copy()] if record_path else None
+    converged = diverged = False
+    k = 0
+    limit = 1e12 * (losses[0] + 1.0)  # explode guard: the loss of a stable run never grows
+    for k in range(1, steps + 1):
+        step = (lr / n) * (X.T @ r)
+        w_new = w - step
+        r_new = X @ w_new - y
+        loss = float(r_new @ r_new) / (2 * n)
+        if not np.isfinite(loss) or loss > limit:
+            diverged = True
+            losses.append(float("inf") if not np.isfinite(loss) else loss)
+            break
+        w, r = w_new, r_new
+        if k % record_every == 0:
+            losses.append(loss)
+            if record_path:
+                path.append(w.copy())
+        if tol > 0 and np.linalg.norm(step) <= tol * (1.0 + np.linalg.norm(w)):
+            converged = True
+            break
+    if (k % record_every != 0 or converged) and not diverged and len(losses) and losses[-1] != _ls_loss(X, y, w):
+        losses.append(_ls_loss(X, y, w))
+        if record_path:
+            path.append(w.copy())
+    return FitResult(w=w, loss=np.asarray(losses), path=None if path is None else np.asarray(path),
+                     steps=k, lr=lr, converged=converged, diverged=diverged)
+
+
+def sgd_least_squares(X, y, w0=None, lr=None, epochs=2000, seed=0, order="shuffle", tol=1e-13,
+                      record_path=False):
+    """Stochastic gradient descent, one row of ``X`` at a time, on ``||X w - y||^2 / (2 n)``.
+
+    The update ``w -= lr * (x_i . w - y_i) x_i`` also moves only inside the row space, so when
+    the system ``X w = y`` is consistent SGD converges to the same limit as GD,
+    ``w0 + pinv(X) (y - X w0)`` (with ``lr = 1/||x_i||^2`` it is the Kaczmarz method).
+    With an inconsistent system a constant step does not converge.
+
+    ``lr`` defaults to ``1 / max_i ||x_i||^2`` (stable for ``lr < 2 / max_i ||x_i||^2``).
+    ``order``: ``"shuffle"`` (a fresh permutation every epoch, from ``seed``) or ``"cyclic"``.
+    The loss and (optionally) the path are recorded once per epoch; stops when an epoch
+    moves ``w`` by less than ``tol * (1 + ||w||)``.
+    """
+    X, y = _check_xy(X, y)
+    n, d = X.shape
+    w = _check_w0(w0, d).copy()
+    epochs = _check_steps(epochs, "epochs")
+    if order not in ("shuffle", "cyclic"):
+        raise ValueError(f"order must be 'shuffle' or 'cyclic', got {order!r}")
+    if tol < 0:
+        raise ValueError(f"tol must be >= 0, got {tol}")
+    row_sq = np.einsum("ij,ij->i", X, X)
+    if lr is None:
+        if row_sq.max() == 0:
+            raise ValueError("X is all zeros: the loss is constant and there is nothing to descend")
+        lr = 1.0 / row_sq.max()
+    lr = _check_lr(lr)
+    from helpers.repro import rng as make_rng
+
+    gen = make_rng(seed)
+    losses = [_ls_loss(X, y, w)]
+    path = [w.copy()] if record_path else None
+    converged = diverged = False
+    limit = 1e12 * (losses[0] + 1.0)
+    e = 0
+    for e in range(1, epochs + 1):
+        idx = gen.permutation(n) if order == "shuffle" else range(n)
+        w_start = w.copy()
+        for i in idx:
+            xi = X[i]
+            w -= lr * (xi @ w - y[i]) * xi
+        loss = _ls_loss(X, y, w)
+        if not np.isfinite(loss) or loss > limit:
+            diverged = True
+            losses.append(float("inf") if not np.isfinite(loss) else loss)
+            w = w_start
+            break
+        losses.append(loss)
+        if record_path:
+            path.append(w.copy())
+        if tol > 0 and np.linalg.norm(w - w_start) <= tol * (1.0 + np.linalg.norm(w)):
+            converged = True
+            break
+    return FitResult(w=w, loss=np.asarray(losses), path=None if path is None else np.asarray(path),
+                     steps=e, lr=lr, converged=converged, diverged=diverged)
+
+
+def exponentiated_gradient(X, y, w0, lr, steps, tol=0.0, record_path=False, record_every=1):
+    """Exponentiated gradient (unnormalised multiplicative weights) on ``||X w - y||^2 / (2 n)``.
+
+    ``w <- w * exp(-lr * X^T (X w - y) / n)``, from a strictly positive ``w0``
+    (Kivinen & Warmuth 1997). This is mirror descent with the potential
+    ``psi(w) = sum_i w_i log w_i - w_i``: ``log w_t - log w0`` stays in the row space of ``X``,
+    so a limit with ``X w = y`` satisfies the optimality conditions of
+    ``argmin_{w > 0, X w = y} D(w || w0)``, ``D(w || w0) = sum_i w_i log(w_i / w0_i) - w_i + w0_i``
+    (Gunasekar et al. 2018); compare with :func:`min_kl_solution`. For ``w0 = alpha * 1``
+    with small ``alpha`` the limit approaches the minimum-l1 non-negative solution.
+
+    Runs ``steps`` iterations (stopping early when the multiplicative update is below ``tol``
+    in max-norm of its log, if ``tol > 0``). Divergence (overflow) is reported as ``diverged``.
+    """
+    X, y = _check_xy(X, y)
+    n, d = X.shape
+    w = _check_w0(w0, d, positive=True).copy()
+    lr = _check_lr(lr)
+    steps = _check_steps(steps)
+    record_every = _check_record_every(record_every)
+    if tol < 0:
+        raise ValueError(f"tol must be >= 0, got {tol}")
+    r = X @ w - y
+    losses = [float(r @ r) / (2 * n)]
+    path = [w.copy()] if record_path else None
+    converged = diverged = False
+    limit = 1e12 * (losses[0] + 1.0)
+    k = 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(1, steps + 1):
+            expo = (-lr / n) * (X.T @ r)
+            w_new = w * np.exp(expo)
+            r_new = X @ w_new - y
+            loss = float(r_new @ r_new) / (2 * n)
+            if not np.isfinite(loss) or loss > limit or not np.all(np.isfinite(w_new)):
+                diverged = True
+                losses.append(float("inf"))
+                break
+            w, r = w_new, r_new
+            if k % record_every == 0:
+                losses.append(loss)
+                if record_path:
+                    path.append(w.copy())
+            if tol > 0 and np.max(np.abs(expo)) <= tol:
+                converged = True
+                break
+    return FitResult(w=w, loss=np.asarray(losses), path=None if path is None else np.asarray(path),
+                     steps=k, lr=lr, converged=converged, diverged=diverged)
+
+
+def min_kl_solution(X, y, w0, generalized=True, tol=1e-12):
+    """``argmin_{w > 0, X w = y} D(w || w0)``, solved through the dual with scipy.
+
+    ``D`` is the generalised KL divergence ``sum_i w_i log(w_i / w0_i) - w_i + w0_i`` (the
+    Bregman divergence of the negative entropy, which is what exponentiated gradient
+    minimises implicitly); ``generalized=False`` uses ``sum_i w_i log(w_i / w0_i)`` instead.
+    Stationarity gives ``w = w0 * exp(X^T nu)`` (times ``e^{-1}`` for the plain form), and
+    ``nu`` minimises the smooth convex dual ``f(nu) = sum_i w_i(nu) - y . nu``, solved by a
+    trust-region Newton method. Raises ``ValueError`` when no positive solution of
+    ``X w = y`` exists (the dual is then unbounded).
+    """
+    from scipy.optimize import minimize
+
+    X, y = _check_xy(X, y)
+    w0 = _check_w0(w0, X.shape[1], positive=True)
+    shift = 0.0 if generalized else -1.0
+    # scale the problem so the dual's curvature is O(1) (the answer does not depend on it)
+    s = max(float(np.abs(X).max()), 1e-300)
+    Xs, ys = X / s, y / s
+    log_w0 = np.log(w0)
+
+    def primal(nu):
+        return np.exp(np.clip(log_w0 + Xs.T @ nu + shift, -745.0, 700.0))
+
+    def f(nu):
+        return float(primal(nu).sum() - ys @ nu)
+
+    def grad(nu):
+        return Xs @ primal(nu) - ys
+
+    def hess(nu):
+        return (Xs * primal(nu)) @ Xs.T
+
+    nu = np.zeros(X.shape[0])
+    res = minimize(f, nu, jac=grad, hess=hess, method="trust-exact", options={"gtol": 1e-14, "maxiter": 2000})
+    nu = res.x
+    # polish with plain Newton steps (least-squares solves cope with a singular Hessian)
+    for _ in range(50):
+        g = grad(nu)
+        if np.linalg.norm(g) <= tol * (1.0 + np.linalg.norm(ys)):
+            break
+        step = np.linalg.lstsq(hess(nu), g, rcond=None)[0]
+        t, f0 = 1.0, f(nu)
+        while t > 1e-12 and not f(nu - t * step) <= f0 - 1e-4 * t * (g @ step):
+            t *= 0.5
+        if t <= 1e-12:
+            break
+        nu = nu - t * step
+    w = primal(nu)
+    resid = np.linalg.norm(X @ w - y) / max(np.linalg.norm(y), 1e-300)
+    if not np.all(np.isfinite(w)) or resid > 1e-6:
+        raise ValueError(
+            f"no strictly positive solution of X w = y was found (relative residual {resid:.2e}); "
+            "the KL projection needs y in the image of the positive orthant under X"
+        )
+    return w
+
+
+def min_l1_solution(X, y, nonnegative=False) -> np.ndarray:
+    """``argmin ||w||_1`` subject to ``X w = y`` (and ``w >= 0`` if ``nonnegative``), by linprog (HiGHS).
+
+    Raises ``ValueError`` when the constraints are infeasible.
+    """
+    from scipy.optimize import linprog
+
+    X, y = _check_xy(X, y)
+    n, d = X.shape
+    if nonnegative:
+        res = linprog(np.ones(d), A_eq=X, b_eq=y, bounds=[(0, None)] * d, method="highs")
+        if res.status != 0:
+            raise ValueError(f"no non-negative solution of X w = y: {res.message}")
+        return res.x
+    # w = u - v with u, v >= 0; at the optimum u and v have disjoint supports
+    res = linprog(np.ones(2 * d), A_eq=np.hstack([X, -X]), b_eq=y, bounds=[(0, None)] * (2 * d), method="highs")
+    if res.status != 0:
+        raise ValueError(f"X w = y has no solution: {res.message}")
+    return res.x[:d] - res.x[d:]
+
+
+def adam_least_squares(X, y, w0=None, lr=1e-2, steps=20_000, betas=(0.9, 0.999), eps=1e-8, decay=True,
+                       record_every=1):
+    """Adam (Kingma & Ba 2015) on ``||X w - y||^2 / (2 n)``.
+
+    The per-coordinate normalisation leaves the row space of ``X``, so Adam's limit is in
+    general *not* the solution closest to the start (Wilson et al. 2017). With ``decay=True``
+    the step is ``lr / sqrt(1 + t / 100)``, which lets the iterates settle at zero loss
+    instead of hovering at a distance set by ``lr``.
+    """
+    X, y = _check_xy(X, y)
+    n, d = X.shape
+    w = _check_w0(w0, d).copy()
+    lr = _check_lr(lr)
+    steps = _check_steps(steps)
+    record_every = _check_record_every(record_every)
+    b1, b2 = betas
+    if not (0 <= b1 < 1 and 0 <= b2 < 1):
+        raise ValueError(f"betas must lie in [0, 1), got {betas}")
+    if eps <= 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    m = np.zeros(d)
+    v = np.zeros(d)
+    r = X @ w - y
+    losses = [float(r @ r) / (2 * n)]
+    diverged = False
+    limit = 1e12 * (losses[0] + 1.0)
+    k = 0
+    for k in range(1, steps + 1):
+        g = X.T @ r / n
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        mhat = m / (1 - b1**k)
+        vhat = v / (1 - b2**k)
+        step = lr / np.sqrt(1.0 + k / 100.0) if decay else lr
+        w = w - step * mhat / (np.sqrt(vhat) + eps)
+        r = X @ w - y
+        loss = float(r @ r) / (2 * n)
+        if not np.isfinite(loss) or loss > limit:
+            diverged = True
+            losses.append(float("inf"))
+            break
+        if k % record_every == 0:
+            losses.append(loss)
+    return FitResult(w=w, loss=np.asarray(losses), steps=k, lr=lr, diverged=diverged)
+
+
+def sign_gd_least_squares(X, y, w0=None, lr=1e-2, steps=20_000, decay=True, record_every=1):
+    """Sign gradient descent ``w <- w - lr_t * sign(grad)`` (steepest descent in the l-infinity norm).
+
+    With ``decay=True`` the step is ``lr / sqrt(1 + t / 100)`` so the iterates settle.
+    Like Adam, it does not stay in ``w0 + rowspace(X)``.
+    """
+    X, y = _check_xy(X, y)
+    n, d = X.shape
+    w = _check_w0(w0, d).copy()
+    lr = _check_lr(lr)
+    steps = _check_steps(steps)
+    record_every = _check_record_every(record_every)
+    r = X @ w - y
+    losses = [float(r @ r) / (2 * n)]
+    k = 0
+    for k in range(1, steps + 1):
+        g = X.T @ r / n
+        step = lr / np.sqrt(1.0 + k / 100.0) if decay else lr
+        w = w - step * np.sign(g)
+        r = X @ w - y
+        if k % record_every == 0:
+            losses.append(float(r @ r) / (2 * n))
+    return FitResult(w=w, loss=np.asarray(losses), steps=k, lr=lr)
