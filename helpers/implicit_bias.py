@@ -365,13 +365,15 @@ def min_l1_solution(X, y, nonnegative=False) -> np.ndarray:
 
 
 def adam_least_squares(X, y, w0=None, lr=1e-2, steps=20_000, betas=(0.9, 0.999), eps=1e-8, decay=True,
-                       record_every=1):
+                       record_every=1, tol=1e-24):
     """Adam (Kingma & Ba 2015) on ``||X w - y||^2 / (2 n)``.
 
     The per-coordinate normalisation leaves the row space of ``X``, so Adam's limit is in
     general *not* the solution closest to the start (Wilson et al. 2017). With ``decay=True``
     the step is ``lr / sqrt(1 + t / 100)``, which lets the iterates settle at zero loss
-    instead of hovering at a distance set by ``lr``.
+    instead of hovering at a distance set by ``lr``. Stops once the loss falls below
+    ``tol`` times its starting value: near zero gradient Adam's normalised steps can kick the
+    iterate away again, so there is no point going on.
     """
     X, y = _check_xy(X, y)
     n, d = X.shape
@@ -384,11 +386,14 @@ def adam_least_squares(X, y, w0=None, lr=1e-2, steps=20_000, betas=(0.9, 0.999),
         raise ValueError(f"betas must lie in [0, 1), got {betas}")
     if eps <= 0:
         raise ValueError(f"eps must be > 0, got {eps}")
+    if tol < 0:
+        raise ValueError(f"tol must be >= 0, got {tol}")
     m = np.zeros(d)
     v = np.zeros(d)
     r = X @ w - y
     losses = [float(r @ r) / (2 * n)]
-    diverged = False
+    stop = tol * losses[0]
+    diverged = converged = False
     limit = 1e12 * (losses[0] + 1.0)
     k = 0
     for k in range(1, steps + 1):
@@ -405,9 +410,12 @@ def adam_least_squares(X, y, w0=None, lr=1e-2, steps=20_000, betas=(0.9, 0.999),
             diverged = True
             losses.append(float("inf"))
             break
-        if k % record_every == 0:
+        if k % record_every == 0 or loss <= stop:
             losses.append(loss)
-    return FitResult(w=w, loss=np.asarray(losses), steps=k, lr=lr, diverged=diverged)
+        if loss <= stop:
+            converged = True
+            break
+    return FitResult(w=w, loss=np.asarray(losses), steps=k, lr=lr, diverged=diverged, converged=converged)
 
 
 def sign_gd_least_squares(X, y, w0=None, lr=1e-2, steps=20_000, decay=True, record_every=1):
@@ -433,3 +441,318 @@ def sign_gd_least_squares(X, y, w0=None, lr=1e-2, steps=20_000, decay=True, reco
         if k % record_every == 0:
             losses.append(float(r @ r) / (2 * n))
     return FitResult(w=w, loss=np.asarray(losses), steps=k, lr=lr)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 7 (Telgarsky): the hard-margin direction and gradient descent on the logistic loss.
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_labelled_data(X, y):
+    """Validate a design matrix ``X`` (n x d) and labels ``y`` in {-1, +1}; return float copies."""
+    import numpy as np
+
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y)
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"X must be a non-empty 2-D array (n samples x d features), got shape {X.shape}")
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must be a 1-D array with one label per row of X ({X.shape[0]}), got shape {y.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X contains NaN or infinite entries")
+    try:
+        yf = y.astype(float)
+    except (TypeError, ValueError):
+        raise ValueError("labels y must be -1 or +1") from None
+    if not np.all((yf == 1.0) | (yf == -1.0)):
+        raise ValueError(f"labels y must be -1 or +1, got values {np.unique(y)[:5]}")
+    return X, yf
+
+
+def max_margin_direction(X, y, return_margin=False):
+    """Unit vector of the hard-margin linear SVM through the origin (no bias term).
+
+    ``argmax_{||u|| = 1} min_i y_i <x_i, u>``, the direction that gradient descent on the
+    logistic loss converges to on separable data (Soudry et al. 2018; Ji & Telgarsky 2018).
+    Solved through the dual ``min_{a >= 0} 1/2 ||Z^T a||^2 - sum(a)`` with ``z_i = y_i x_i``
+    (scipy's L-BFGS-B), then polished on the support set by the exact KKT equations.
+    With ``return_margin=True`` also returns the margin ``gamma = min_i y_i <x_i, u>``.
+
+    Raises ``ValueError`` when the data cannot be separated by a hyperplane through the
+    origin (checked with a linear program) or the labels are not in {-1, +1}.
+    """
+    import numpy as np
+    from scipy.optimize import linprog, minimize
+
+    X, y = _check_labelled_data(X, y)
+    Z = y[:, None] * X
+    n, d = Z.shape
+    # Feasibility of Z w >= 1 is exactly strict separability through the origin.
+    lp = linprog(np.zeros(d), A_ub=-Z, b_ub=-np.ones(n), bounds=[(None, None)] * d, method="highs")
+    if lp.status != 0:
+        raise ValueError(
+            "the data are not linearly separable by a hyperplane through the origin "
+            "(no w with y_i <x_i, w> > 0 for all i); the max-margin direction is undefined"
+        )
+    # Scale so that the dual variables are O(1): the solution direction is unchanged.
+    scale = np.max(np.linalg.norm(Z, axis=1))
+    Zs = Z / scale
+    K = Zs @ Zs.T
+
+    def fun(a):
+        Ka = K @ a
+        return 0.5 * a @ Ka - a.sum(), Ka - 1.0
+
+    a0 = np.full(n, 1.0 / n)
+    res = minimize(fun, a0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * n,
+                   options={"maxiter": 20000, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 30})
+    a = np.maximum(res.x, 0.0)
+    w = Zs.T @ a
+    best = w
+    # Polish: on the support set S the optimum solves min ||w|| s.t. z_i.w = 1 (i in S).
+    tol_sv = 1e-6 * max(a.max(), 1e-300)
+    support = a > tol_sv
+    if support.any():
+        ZS = Zs[support]
+        coef, *_ = np.linalg.lstsq(ZS @ ZS.T, np.ones(support.sum()), rcond=None)
+        w_pol = ZS.T @ coef
+        margins = Zs @ w_pol
+        if np.all(np.isfinite(w_pol)) and np.all(coef >= -1e-9) and margins.min() >= 1 - 1e-9:
+            best = w_pol
+    norm = np.linalg.norm(best)
+    if not np.isfinite(norm) or norm == 0:
+        raise ValueError("the SVM solver failed; check that X has no degenerate rows")
+    u = best / norm
+    if return_margin:
+        return u, float((Z @ u).min())
+    return u
+
+
+@dataclass
+class LogisticPath:
+    """What :func:`gd_logistic` records at its checkpoints (``steps``, log-spaced).
+
+    ``w`` (k x d) iterates, ``loss`` the logistic loss (summed, or averaged with
+    ``average=True``), ``margin`` the normalized margin ``min_i y_i <x_i, w> / ||w||``,
+    ``angle`` the angle (radians) between ``w`` and the SVM direction ``svm`` (NaN when the
+    data are not separable, then ``svm`` is ``None``). ``diverged_at`` is the first step with
+    a non-finite loss (``None`` when the run stayed finite).
+    """
+
+    steps: "np.ndarray"
+    w: "np.ndarray"
+    loss: "np.ndarray"
+    margin: "np.ndarray"
+    angle: "np.ndarray"
+    svm: "np.ndarray | None"
+    lr: float
+    average: bool
+    diverged_at: "int | None" = None
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_at is not None
+
+
+def log_checkpoints(steps, record=60):
+    """Sorted unique step indices in [0, steps], roughly log-spaced, always holding 0 and steps.
+
+    ``record`` is the number of points (int >= 2) or an explicit sequence of step indices.
+    """
+    import numpy as np
+
+    steps = int(steps)
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    if np.isscalar(record):
+        if int(record) < 2:
+            raise ValueError(f"record must be >= 2 checkpoints, got {record}")
+        pts = np.unique(np.round(np.geomspace(1, steps + 1, int(record)) - 1).astype(int)) if steps > 0 else np.array([0])
+    else:
+        pts = np.unique(np.asarray(record, dtype=int))
+        if pts.size == 0 or pts.min() < 0 or pts.max() > steps:
+            raise ValueError(f"explicit checkpoints must lie in [0, steps={steps}]")
+    return np.unique(np.concatenate([[0], pts, [steps]]))
+
+
+def logistic_loss(w, X, y, average=False):
+    """Logistic loss ``sum_i log(1 + exp(-y_i <x_i, w>))`` (mean with ``average=True``), stably."""
+    import numpy as np
+
+    m = y * (np.asarray(X, dtype=float) @ np.asarray(w, dtype=float))
+    total = np.logaddexp(0.0, -m).sum()
+    return total / len(y) if average else total
+
+
+def gd_logistic(X, y, lr, steps, w0=None, record=60, average=False, svm="auto"):
+    """Gradient descent on the logistic loss of a linear predictor, recorded at log-spaced steps.
+
+    ``w_{t+1} = w_t - lr * grad L(w_t)`` with ``L(w) = sum_i log(1 + exp(-y_i <x_i, w>))``
+    (Soudry et al. 2018 use the sum; ``average=True`` divides by n as Ji & Telgarsky 2018).
+    On separable data the direction ``w_t / ||w_t||`` tends to :func:`max_margin_direction`;
+    otherwise the iterates follow a ray with a fixed offset (Ji & Telgarsky 2018).
+
+    ``record``: number of log-spaced checkpoints or explicit step indices. ``svm``: ``"auto"``
+    (computed when the data are separable), a direction to measure angles against, or ``None``.
+    Returns a :class:`LogisticPath`; a non-finite loss stops the run and sets ``diverged_at``.
+    """
+    import numpy as np
+    from scipy.special import expit
+
+    X, y = _check_labelled_data(X, y)
+    n, d = X.shape
+    if not (np.isscalar(lr) and np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    if int(steps) != steps or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    w = np.zeros(d) if w0 is None else np.array(w0, dtype=float).reshape(-1)
+    if w.shape != (d,) or not np.all(np.isfinite(w)):
+        raise ValueError(f"w0 must be a finite vector of length d={d}")
+    if isinstance(svm, str):
+        if svm != "auto":
+            raise ValueError("svm must be 'auto', None or a direction vector")
+        try:
+            svm = max_margin_direction(X, y)
+        except ValueError:
+            svm = None
+    elif svm is not None:
+        svm = np.asarray(svm, dtype=float).reshape(-1)
+        if svm.shape != (d,) or not np.linalg.norm(svm) > 0:
+            raise ValueError(f"svm must be a nonzero vector of length d={d}")
+        svm = svm / np.linalg.norm(svm)
+    checkpoints = log_checkpoints(int(steps), record)
+    Z = y[:, None] * X
+    ZT = np.ascontiguousarray(Z.T)
+    eta = lr / n if average else lr
+    out_w, out_loss = [], []
+    diverged_at = None
+    t = 0
+    for c in checkpoints:
+        while t < c:  # the hot loop: four small numpy calls per step
+            w = w + eta * (ZT @ expit(-(Z @ w)))
+            t += 1
+        loss = np.logaddexp(0.0, -(Z @ w)).sum() / (n if average else 1)
+        if not np.isfinite(loss) or not np.all(np.isfinite(w)):
+            diverged_at = int(t)
+            break
+        out_w.append(w.copy())
+        out_loss.append(loss)
+    W = np.array(out_w).reshape(-1, d)
+    norms = np.linalg.norm(W, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        margin = np.where(norms > 0, (W @ Z.T).min(axis=1) / np.where(norms > 0, norms, 1), np.nan)
+        if svm is not None:
+            cos = np.clip((W @ svm) / np.where(norms > 0, norms, 1), -1.0, 1.0)
+            angle = np.where(norms > 0, np.arccos(cos), np.nan)
+        else:
+            angle = np.full(len(W), np.nan)
+    return LogisticPath(steps=checkpoints[: len(W)], w=W, loss=np.array(out_loss), margin=margin,
+                        angle=angle, svm=svm, lr=float(lr), average=bool(average), diverged_at=diverged_at)
+
+
+def soudry_offset(X, y, lr, average=False, tol=1e-9):
+    """The offset ``w_tilde`` in ``w(t) = w_hat ln t + w_tilde + o(1)`` for GD on separable data.
+
+    Soudry et al. (2018, Thm. 3): with ``w_hat`` the max-margin vector scaled to margin 1 and
+    ``S`` its support vectors (``y_i <x_i, w_hat> = 1``), ``w_tilde`` solves
+    ``sum_{i in S} eta exp(-z_i . w_tilde) z_i = w_hat`` (``z_i = y_i x_i``, ``eta`` the step
+    on the summed loss). This is the stationarity condition of the convex function
+    ``v -> sum_{i in S} eta exp(-z_i . v) + <w_hat, v>``, minimised here over ``span{z_i : i in S}``.
+    The formula describes the limit when the support vectors span the space (then it is
+    unique); otherwise only the component in their span is predicted.
+    Returns ``(w_hat, w_tilde, support_mask)``.
+    """
+    import numpy as np
+    from scipy.optimize import minimize
+
+    X, y = _check_labelled_data(X, y)
+    if not (np.isscalar(lr) and np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    u, gamma = max_margin_direction(X, y, return_margin=True)
+    w_hat = u / gamma
+    Z = y[:, None] * X
+    eta = lr / len(y) if average else lr
+    support = Z @ w_hat <= 1 + 1e-7
+    ZS = Z[support]
+    # Work in an orthonormal basis B of span(ZS) so the problem is strictly convex.
+    U, s, _ = np.linalg.svd(ZS.T, full_matrices=False)
+    B = U[:, s > 1e-10 * s.max()]
+    A = ZS @ B
+    b = B.T @ w_hat
+
+    def fun(c):
+        e = eta * np.exp(-(A @ c))
+        return e.sum() + b @ c, b - A.T @ e
+
+    res = minimize(fun, np.zeros(B.shape[1]), jac=True, method="BFGS", options={"gtol": tol, "maxiter": 10000})
+    return w_hat, B @ res.x, support
+
+
+@dataclass
+class NonseparableSplit:
+    """Ji & Telgarsky's (2018) split of a data set for logistic regression.
+
+    ``tight``: the points that every direction with ``y_i <x_i, u> >= 0`` for all i leaves at
+    margin zero (their span ``S`` carries a strongly convex part of the risk); ``offset``: the
+    minimiser over ``S`` of ``sum_{i tight} log(1 + exp(-y_i <x_i, v>))``, where GD's projection
+    onto ``S`` converges; ``w_hat``: the margin-1 max-margin vector of the other points
+    projected onto ``S``'s orthogonal complement (``None`` when every point is tight), along
+    which the iterates grow like ``ln t``; ``basis``: an orthonormal basis of ``S`` (columns).
+    """
+
+    tight: "np.ndarray"
+    basis: "np.ndarray"
+    offset: "np.ndarray"
+    w_hat: "np.ndarray | None"
+
+
+def nonseparable_split(X, y, tol=1e-9):
+    """Split logistic regression's data into a separable part and a strongly convex part.
+
+    Following Ji & Telgarsky (2018): a linear program finds a direction ``u`` with
+    ``z_i . u >= 0`` for all ``z_i = y_i x_i`` and as many strict inequalities as possible;
+    the remaining points are tight. Returns a :class:`NonseparableSplit`; on separable data
+    no point is tight and ``offset`` is zero; on data with no separable part ``w_hat`` is None.
+    """
+    import numpy as np
+    from scipy.optimize import linprog, minimize
+
+    X, y = _check_labelled_data(X, y)
+    Z = y[:, None] * X
+    n, d = Z.shape
+    # maximise sum_i s_i with 0 <= s_i <= 1, s_i <= z_i . u, Z u >= 0; variables (u, s)
+    scale = np.max(np.linalg.norm(Z, axis=1))
+    Zs = Z / (scale if scale > 0 else 1.0)
+    c = np.concatenate([np.zeros(d), -np.ones(n)])
+    A1 = np.hstack([-Zs, np.eye(n)])            # s_i - z_i.u <= 0
+    A2 = np.hstack([-Zs, np.zeros((n, n))])     # -z_i.u <= 0
+    lp = linprog(c, A_ub=np.vstack([A1, A2]), b_ub=np.zeros(2 * n),
+                 bounds=[(-1e6, 1e6)] * d + [(0.0, 1.0)] * n, method="highs")
+    if lp.status != 0:
+        raise ValueError(f"the linear program failed: {lp.message}")
+    s = lp.x[d:]
+    tight = s <= 1e-7
+    ZT = Z[tight]
+    if tight.any():
+        U, sv, _ = np.linalg.svd(ZT.T, full_matrices=False)
+        keep = sv > 1e-10 * max(sv.max(), 1e-300)
+        B = U[:, keep]
+    else:
+        B = np.zeros((d, 0))
+    offset = np.zeros(d)
+    if B.shape[1] > 0:
+        A = ZT @ B
+
+        def fun(cv):
+            m = A @ cv
+            return np.logaddexp(0.0, -m).sum(), -(A.T @ (1.0 / (1.0 + np.exp(np.clip(m, -700, 700)))))
+
+        res = minimize(fun, np.zeros(B.shape[1]), jac=True, method="BFGS", options={"gtol": tol, "maxiter": 10000})
+        offset = B @ res.x
+    w_hat = None
+    if (~tight).any():
+        P = np.eye(d) - B @ B.T
+        Xp = X[~tight] @ P
+        u, gamma = max_margin_direction(Xp, y[~tight], return_margin=True)
+        w_hat = u / gamma
+    return NonseparableSplit(tight=tight, basis=B, offset=offset, w_hat=w_hat)
