@@ -22,6 +22,7 @@ venv: $(STAMP)
 ## Build the book, executing every chapter (widgets pre-rendered for the static pages).
 book: $(STAMP)
 	DLT_WIDGETS=static DLT_QUIET=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@cp -r book/_static/. _build/html/_static/  # Sphinx 7.4 keeps stale copies of changed static files
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
 ## Run every test: unit tests, every chapter as a notebook (nbval), and checks of the built site.
