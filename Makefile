@@ -32,7 +32,7 @@ test: book
 
 ## Quicker loops while writing: unit tests only; one chapter as a notebook (CH=02_landscape).
 unit: $(STAMP)
-	$(PY) -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m 'not site' -p no:cacheprovider $(PYTEST_ARGS)
 
 chapter: $(STAMP)
 	@test -n "$(CH)" || { echo "usage: make chapter CH=02_landscape"; exit 1; }

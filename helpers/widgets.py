@@ -21,12 +21,13 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 MODES = ("live", "static")
 #: Spec factories by name, filled by :func:`register`; benchmarks and tests iterate it.
-REGISTRY: dict[str, Callable[[], "Spec"]] = {}
+REGISTRY: dict[str, Callable[[], Spec]] = {}
 
 
 @dataclass

@@ -1,0 +1,210 @@
+"""Checks of the built book (_build/html, made by `make book`): offline, math, widgets, browser.
+
+The browser checks drive Debian's Chromium through Selenium over a local HTTP server: every
+page loads with no console errors and no failed requests, its math is typeset, its images
+load, and on widget pages moving a slider of the pre-rendered fallback changes the figure.
+Screenshots of every page (desktop and phone width) go to _build/screenshots/.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import shutil
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+SHOTS = ROOT / "_build" / "screenshots"
+pytestmark = pytest.mark.site
+
+
+def chapter_stems() -> list[str]:
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for part in toc.get("parts", []) for c in part.get("chapters", [])]
+    return [f.split("/")[-1] for f in files]
+
+
+def page(stem: str) -> Path:
+    return HTML / "book" / f"{stem}.html"
+
+
+def has_widget(stem: str) -> bool:
+    return "widgets.explore(" in (ROOT / "book" / f"{stem}.md").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built():
+    if not (HTML / "index.html").exists():
+        pytest.fail("no built book in _build/html: run `make book` first (`make test` does)")
+
+
+class _Text(HTMLParser):
+    """Collects the text a reader sees, outside scripts, code and typeset math."""
+
+    SKIP = {"script", "style", "pre", "code", "textarea"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack: list[bool] = []
+        self.chunks: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("br", "img", "meta", "link", "input", "hr", "source", "wbr"):
+            return
+        classes = dict(attrs).get("class") or ""
+        skip = tag in self.SKIP or "math" in classes.split()
+        self.stack.append(skip or (self.stack[-1] if self.stack else False))
+
+    def handle_endtag(self, tag):
+        if self.stack and tag not in ("br", "img", "meta", "link", "input", "hr", "source", "wbr"):
+            self.stack.pop()
+
+    def handle_data(self, data):
+        if not (self.stack and self.stack[-1]):
+            self.chunks.append(data)
+
+
+@pytest.mark.parametrize("stem", chapter_stems())
+def test_page_loads_nothing_from_the_internet(stem):
+    html = page(stem).read_text(encoding="utf-8")
+    remote = re.findall(r'<script[^>]+src="((?:https?:)?//[^"]+)"', html)
+    remote += re.findall(r'<link[^>]+rel="stylesheet"[^>]+href="((?:https?:)?//[^"]+)"', html)
+    remote += re.findall(r'<link[^>]+href="((?:https?:)?//[^"]+)"[^>]+rel="stylesheet"', html)
+    assert not remote, f"{stem} loads remote resources: {remote}"
+
+
+@pytest.mark.parametrize("stem", chapter_stems())
+def test_no_raw_math_left(stem):
+    parser = _Text()
+    parser.feed(page(stem).read_text(encoding="utf-8"))
+    text = "".join(parser.chunks)
+    leftovers = re.findall(r"\$[^$\s][^$\n]{0,80}\$|\\\(|\\\[|\\begin\{", text)
+    assert not leftovers, f"{stem} shows untypeset math: {leftovers[:5]}"
+
+
+@pytest.mark.parametrize("stem", [s for s in chapter_stems() if s != "intro"])
+def test_notebook_download_exists(stem):
+    assert (HTML / "_sources" / "book" / f"{stem}.ipynb").exists()
+
+
+@pytest.mark.parametrize("stem", [s for s in chapter_stems() if s != "intro" and has_widget(s)])
+def test_widget_state_is_embedded(stem):
+    html = page(stem).read_text(encoding="utf-8")
+    assert "application/vnd.jupyter.widget-state+json" in html, f"{stem}: no widget state in the page"
+    assert '"StackModel"' in html and '"LinkModel"' in html, f"{stem}: no pre-rendered, linked frames"
+    assert "widgets/embed-amd.js" in html
+
+
+# ---------------------------------------------------------------- in a real browser
+
+IGNORED_CONSOLE = ("Got invalid theme mode", "allowUnionTypes")
+
+
+@pytest.fixture(scope="module")
+def server():
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1600"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def _wait(driver, script, timeout=20.0):
+    import time
+
+    end = time.time() + timeout
+    while time.time() < end:
+        if driver.execute_script(script):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _visible_frame(driver) -> str | None:
+    return driver.execute_script(
+        "const v=[...document.querySelectorAll('.widget-image')].filter(i=>i.offsetParent!==null);"
+        "return v.length ? v[0].src : null;"
+    )
+
+
+@pytest.mark.parametrize("stem", chapter_stems())
+def test_page_in_browser(stem, server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    url = f"{server}/book/{stem}.html"
+    browser.get_log("browser")  # drop what earlier pages left
+    browser.set_window_size(1280, 1600)
+    browser.get(url)
+    typeset = _wait(browser, "return !!(window.MathJax && MathJax.startup && MathJax.startup.promise)"
+                             " && document.querySelectorAll('mjx-container').length >= "
+                             "document.querySelectorAll('.math').length")
+    assert typeset, f"{stem}: MathJax did not typeset every formula"
+    broken = browser.execute_script(
+        "return [...document.images].filter(i=>i.offsetParent!==null && i.complete && i.naturalWidth===0)"
+        ".map(i=>i.src.slice(0,80));"
+    )
+    assert not broken, f"{stem}: images that failed to load: {broken}"
+
+    if has_widget(stem):
+        assert _wait(browser, "return document.querySelectorAll('.widget-image').length > 0"), f"{stem}: no widget"
+        before = _visible_frame(browser)
+        handles = browser.find_elements(By.CSS_SELECTOR, ".widget-slider .noUi-handle")
+        assert handles, f"{stem}: the widget has no slider"
+        changed = False
+        for handle in handles:
+            browser.execute_script("arguments[0].scrollIntoView({block:'center'});", handle)
+            handle.click()
+            for key in (Keys.ARROW_RIGHT, Keys.ARROW_LEFT, Keys.ARROW_LEFT):
+                handle.send_keys(key)
+                if _wait(browser, f"const v=[...document.querySelectorAll('.widget-image')].filter(i=>i.offsetParent!==null);"
+                                  f"return v.length && v[0].src !== {before!r};", timeout=3):
+                    changed = True
+                    break
+            if changed:
+                break
+        assert changed, f"{stem}: moving a slider did not change the pre-rendered figure"
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SHOTS / f"{stem}-desktop.png"))
+    browser.set_window_size(390, 844)
+    browser.save_screenshot(str(SHOTS / f"{stem}-phone.png"))
+
+    problems = [
+        e["message"] for e in browser.get_log("browser")
+        if e["level"] == "SEVERE" and not any(s in e["message"] for s in IGNORED_CONSOLE)
+    ]
+    assert not problems, f"{stem}: console errors or failed requests:\n" + "\n".join(problems)
