@@ -756,3 +756,105 @@ def nonseparable_split(X, y, tol=1e-9):
         u, gamma = max_margin_direction(Xp, y[~tight], return_margin=True)
         w_hat = u / gamma
     return NonseparableSplit(tight=tight, basis=B, offset=offset, w_hat=w_hat)
+
+
+# ----------------------------------------------------------------------------- chapter 1: pictures
+@dataclass
+class PlanePicture:
+    """A 2-D underdetermined problem ``a . w = b`` and one optimiser's path from ``w0``."""
+
+    a: np.ndarray
+    b: float
+    w0: np.ndarray
+    algorithm: str
+    path: np.ndarray | None
+    closest_l2: np.ndarray
+    closest_kl: np.ndarray | None
+    message: str = ""
+
+
+def plane_picture(start_x=0.0, start_y=0.0, algorithm="GD", a=(1.0, 2.0), b=2.0, steps=60):
+    """GD or EG on one equation ``a . w = b`` in two unknowns, from ``w0 = (start_x, start_y)``.
+
+    The solution set is a line. GD (step ``0.3 / L``) moves along ``a`` and stops at the point
+    of the line closest to ``w0`` in Euclidean distance; EG (from a positive ``w0``) curves and
+    stops at the point closest in KL divergence. EG from a start with a coordinate ``<= 0`` is
+    undefined: the picture then carries a ``message`` instead of a path.
+    """
+    if algorithm not in ("GD", "EG"):
+        raise ValueError(f"algorithm must be 'GD' or 'EG', got {algorithm!r}")
+    X = np.asarray(a, dtype=float).reshape(1, 2)
+    y = np.array([float(b)])
+    w0 = np.array([start_x, start_y], dtype=float)
+    closest_l2 = min_l2_solution(X, y, w0)
+    if algorithm == "GD":
+        res = gd_least_squares(X, y, w0, lr=0.3 / smoothness(X), steps=steps, tol=0, record_path=True)
+        return PlanePicture(X[0], float(b), w0, "GD", res.path, closest_l2, None)
+    if not np.all(w0 > 0):
+        return PlanePicture(X[0], float(b), w0, "EG", None, closest_l2, None,
+                            "exponentiated gradient needs a start with positive coordinates")
+    lr = 0.3 / (smoothness(X) * max(float(np.max(w0)), float(b) / float(np.min(np.abs(X[0])))))
+    res = exponentiated_gradient(X, y, w0, lr=lr, steps=4 * steps, record_path=True, record_every=4)
+    return PlanePicture(X[0], float(b), w0, "EG", res.path, closest_l2, min_kl_solution(X, y, w0))
+
+
+def plot_plane_picture(pic: PlanePicture):
+    """The solution line, the loss contours, the path and the closest points (returns a Figure)."""
+    from matplotlib.figure import Figure
+
+    from helpers.plotting import COLORS
+
+    # fixed axes (no constrained layout): a widget frame must render in well under 100 ms
+    fig = Figure(figsize=(6.4, 3.9))
+    ax = fig.add_axes((0.08, 0.12, 0.5, 0.82))
+    lim = (-2.6, 3.6)
+    t = np.linspace(-10, 10, 2)
+    base = pic.a * pic.b / (pic.a @ pic.a)
+    direction = np.array([-pic.a[1], pic.a[0]])
+    line = base[None, :] + t[:, None] * direction[None, :]
+    # the loss's level sets are lines parallel to the solution line (cheaper than contour)
+    unit = pic.a / (pic.a @ pic.a)
+    for level in (-3, -2, -1, 1, 2, 3):
+        shifted = line + 1.5 * level * unit * np.sqrt(pic.a @ pic.a)
+        ax.plot(shifted[:, 0], shifted[:, 1], color="#cccccc", lw=0.6)
+    ax.plot(line[:, 0], line[:, 1], color=COLORS["theory"], lw=1.2, label="zero-loss solutions")
+    ax.plot(*base, "s", color=COLORS["truth"], ms=6, label="min-norm solution")
+    ax.plot(*pic.w0, "o", color="k", ms=6, label="start $w_0$")
+    if pic.message:
+        ax.text(0.5, 0.04, pic.message, transform=ax.transAxes, ha="center", color="#b00020", fontsize=9)
+    else:
+        color = COLORS["gd"] if pic.algorithm == "GD" else COLORS["other"]
+        ax.plot(pic.path[:, 0], pic.path[:, 1], ".-", color=color, ms=3, lw=1, label=f"{pic.algorithm} path")
+        ax.plot(*pic.closest_l2, "x", color=COLORS["gd"], ms=9, mew=2, label="closest to $w_0$ (Euclidean)")
+        if pic.closest_kl is not None:
+            ax.plot(*pic.closest_kl, "+", color=COLORS["other"], ms=11, mew=2, label="closest to $w_0$ (KL)")
+    ax.set_xlim(*lim)
+    ax.set_ylim(*lim)
+    ax.set_aspect("equal")
+    ax.set_xlabel("$w_1$")
+    ax.set_ylabel("$w_2$")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.03, 1.0), fontsize=8)
+    return fig
+
+
+def plane_widget():
+    """Spec factory: move the start of GD / EG on ``w1 + 2 w2 = 2`` (chapter 1)."""
+    from helpers import widgets
+
+    return widgets.Spec(
+        compute=plane_picture,
+        plot=plot_plane_picture,
+        grid={"start_x": [-2.0, -1.0, 0.0, 1.0, 2.0], "start_y": [-1.0, 0.0, 1.0, 2.0], "algorithm": ["GD", "EG"]},
+        default={"start_x": 0.0, "start_y": 0.0, "algorithm": "GD"},
+        labels={"start_x": "start w1", "start_y": "start w2", "algorithm": "algorithm"},
+        title="Where does the optimiser land? Move the start point.",
+    )
+
+
+def _register_plane_widget():
+    from helpers import widgets
+
+    widgets.register("ch01-least-squares")(plane_widget)
+
+
+_register_plane_widget()
