@@ -474,15 +474,16 @@ def max_margin_direction(X, y, return_margin=False):
 
     ``argmax_{||u|| = 1} min_i y_i <x_i, u>``, the direction that gradient descent on the
     logistic loss converges to on separable data (Soudry et al. 2018; Ji & Telgarsky 2018).
-    Solved through the dual ``min_{a >= 0} 1/2 ||Z^T a||^2 - sum(a)`` with ``z_i = y_i x_i``
-    (scipy's L-BFGS-B), then polished on the support set by the exact KKT equations.
+    Solved through the dual, the min-norm point of the convex hull of ``z_i = y_i x_i``, as a
+    nonnegative least-squares problem (scipy's ``nnls``), then polished on the support set by
+    the exact KKT equations.
     With ``return_margin=True`` also returns the margin ``gamma = min_i y_i <x_i, u>``.
 
     Raises ``ValueError`` when the data cannot be separated by a hyperplane through the
     origin (checked with a linear program) or the labels are not in {-1, +1}.
     """
     import numpy as np
-    from scipy.optimize import linprog, minimize
+    from scipy.optimize import linprog, nnls
 
     X, y = _check_labelled_data(X, y)
     Z = y[:, None] * X
@@ -497,20 +498,16 @@ def max_margin_direction(X, y, return_margin=False):
     # Scale so that the dual variables are O(1): the solution direction is unchanged.
     scale = np.max(np.linalg.norm(Z, axis=1))
     Zs = Z / scale
-    K = Zs @ Zs.T
-
-    def fun(a):
-        Ka = K @ a
-        return 0.5 * a @ Ka - a.sum(), Ka - 1.0
-
-    a0 = np.full(n, 1.0 / n)
-    res = minimize(fun, a0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * n,
-                   options={"maxiter": 20000, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 30})
-    a = np.maximum(res.x, 0.0)
-    w = Zs.T @ a
-    best = w
+    # The dual is the min-norm point of conv{z_i} (a = t * lam, sum(lam) = 1). The
+    # nonnegative least-squares problem min_{a >= 0} ||Z^T a||^2 + (sum(a) - 1)^2 has value
+    # q / (1 + q) along each ray, with q = ||Z^T lam||^2, so it solves that problem exactly
+    # (Lawson-Hanson active set, no tolerance to tune).
+    A = np.vstack([Zs.T, np.ones((1, n))])
+    rhs = np.concatenate([np.zeros(d), [1.0]])
+    a, _ = nnls(A, rhs, maxiter=50 * (n + d))
+    best = Zs.T @ a
     # Polish: on the support set S the optimum solves min ||w|| s.t. z_i.w = 1 (i in S).
-    tol_sv = 1e-6 * max(a.max(), 1e-300)
+    tol_sv = 1e-9 * max(a.max(), 1e-300)
     support = a > tol_sv
     if support.any():
         ZS = Zs[support]
@@ -858,3 +855,44 @@ def _register_plane_widget():
 
 
 _register_plane_widget()
+
+
+def plot_distance_curves(curves: dict, ylabel="distance to the predicted limit"):
+    """Semilog curves ``label -> array of distances per step`` (chapter 1's convergence figure)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 3.0), layout="constrained")
+    ax = fig.add_subplot()
+    for label, dist in curves.items():
+        dist = np.asarray(dist, dtype=float)
+        ax.semilogy(np.arange(len(dist)), np.maximum(dist, 1e-17), label=label)
+    ax.set_xlabel("iteration (GD) / epoch (SGD)")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    return fig
+
+
+def plot_sparse_recovery(truth, solutions: dict, alphas, kl_to_l1, eg_to_l1=None):
+    """Left: the coefficients of the sparse truth and of each solution in ``solutions``.
+    Right: distance of the KL projection (and of EG's final iterate) to the min-l1 solution vs ``alpha``."""
+    from matplotlib.figure import Figure
+
+    from helpers.plotting import COLORS
+
+    fig = Figure(figsize=(9.0, 3.2), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.5, 1]})
+    idx = np.arange(len(truth))
+    ax1.bar(idx, truth, color=COLORS["truth"], alpha=0.35, width=1.0, label="sparse truth")
+    for (label, w), marker, color in zip(solutions.items(), ["o", "x", "+"], [COLORS["gd"], COLORS["other"], "#9467bd"]):
+        ax1.plot(idx, w, marker, ms=4, color=color, label=label)
+    ax1.axhline(0, color="k", lw=0.5)
+    ax1.set_xlabel("coordinate $i$")
+    ax1.set_ylabel("$w_i$")
+    ax1.legend(fontsize=8)
+    ax2.loglog(alphas, kl_to_l1, "o-", color=COLORS["other"], label="KL projection of $\\alpha\\mathbf{1}$")
+    if eg_to_l1 is not None:
+        ax2.loglog(alphas, eg_to_l1, "x--", color="#9467bd", label="EG after a fixed budget")
+    ax2.set_xlabel(r"start scale $\alpha$")
+    ax2.set_ylabel(r"rel. distance to min-$\ell_1$")
+    ax2.legend(fontsize=8)
+    return fig

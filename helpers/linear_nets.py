@@ -1,0 +1,478 @@
+"""Linear networks trained by gradient descent: the predictor is linear, the parametrization is not.
+
+A linear network maps ``x`` to ``<beta(theta), x>`` where ``beta`` is a multilinear function of
+the layers ``theta``. Gradient descent on the layers then follows a different path from gradient
+descent on ``beta`` itself, and where it ends is the question of chapters 7 and 8.
+
+Layout (so that new parametrizations slot in):
+
+- :func:`train_linear_parametrization` is the one training loop. A parametrization is a list
+  of arrays plus two functions: ``forward(params) -> beta`` and ``backward(params, g) -> grads``
+  (the chain rule for ``g = dL/dbeta``). It records ``beta`` and the layers at log-spaced steps.
+- :func:`deep_linear_gd` (chapter 7, Ji & Telgarsky 2019): fully connected ``x -> W_L ... W_1 x``.
+  Chapter 8 adds a convolutional parametrization the same way.
+- Diagnostics of Ji & Telgarsky's alignment theorem: :func:`rank1_ratio`, :func:`alignment`,
+  :func:`frobenius_norms`.
+- Data: :func:`soudry_data`, :func:`random_separable`, :func:`two_blobs`.
+- Plots (``plot_*``) take results and return Figures; the chapter-7 widget is registered as
+  ``ch07-deep-linear``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from helpers import widgets
+from helpers.implicit_bias import _check_labelled_data, log_checkpoints, max_margin_direction
+
+LOSSES = ("logistic", "exp")
+
+
+# ----------------------------------------------------------------------------- the training loop
+@dataclass
+class LinearNetPath:
+    """A gradient-descent run of a linear network, recorded at the steps ``steps``.
+
+    ``layers[k]`` is the list of layer arrays at ``steps[k]``; ``beta`` (k x d) the end-to-end
+    linear predictor; ``loss`` the average loss; ``margin`` the normalized margin
+    ``min_i y_i <x_i, beta> / ||beta||``; ``angle`` the angle (radians) between ``beta`` and
+    the max-margin direction ``svm`` (NaN when the data are not separable). ``diverged_at``
+    is the first recorded step whose loss or layers were not finite (``None`` if none).
+    """
+
+    steps: np.ndarray
+    layers: list
+    beta: np.ndarray
+    loss: np.ndarray
+    margin: np.ndarray
+    angle: np.ndarray
+    svm: np.ndarray | None
+    lr: float
+    diverged_at: int | None = None
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_at is not None
+
+    @property
+    def final_layers(self) -> list:
+        return self.layers[-1]
+
+
+def _loss_and_grad(beta, Z, loss):
+    """Average loss of margins ``Z @ beta`` and its gradient in ``beta``."""
+    m = Z @ beta
+    if loss == "logistic":
+        value = np.logaddexp(0.0, -m).mean()
+        weights = 0.5 * (1.0 - np.tanh(0.5 * m))  # = sigmoid(-m), stable for large |m|
+    else:
+        with np.errstate(over="ignore"):
+            weights = np.exp(-m)
+        value = weights.mean()
+    return value, -(Z.T @ weights) / len(m)
+
+
+def _resolve_svm(X, y, svm, d):
+    if isinstance(svm, str):
+        if svm != "auto":
+            raise ValueError("svm must be 'auto', None or a direction vector")
+        try:
+            return max_margin_direction(X, y)
+        except ValueError:
+            return None
+    if svm is None:
+        return None
+    svm = np.asarray(svm, dtype=float).reshape(-1)
+    if svm.shape != (d,) or not np.linalg.norm(svm) > 0:
+        raise ValueError(f"svm must be a nonzero vector of length d={d}")
+    return svm / np.linalg.norm(svm)
+
+
+def train_linear_parametrization(X, y, params: Sequence[np.ndarray], forward: Callable, backward: Callable,
+                                 lr: float, steps: int, record=40, loss: str = "logistic",
+                                 normalized: bool = False, svm="auto") -> LinearNetPath:
+    """Gradient descent on ``L(beta(params)) = mean_i loss(y_i <x_i, beta>)`` over the layers.
+
+    ``forward(params)`` returns ``beta`` (length d); ``backward(params, g)`` returns the list of
+    gradients of ``<g, beta(params)>`` with respect to each array in ``params`` (so with
+    ``g = dL/dbeta`` it is the chain rule). ``loss``: ``"logistic"`` or ``"exp"``.
+    ``normalized=True`` divides each step by the current loss (the loss-normalized steps of
+    Nacson et al. 2019). ``record``: number of log-spaced checkpoints or explicit steps.
+    A non-finite loss or layer stops the run and is reported in ``diverged_at``.
+    """
+    X, y = _check_labelled_data(X, y)
+    n, d = X.shape
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if not (np.isscalar(lr) and np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    if int(steps) != steps or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    params = [np.array(p, dtype=float) for p in params]
+    beta = np.asarray(forward(params), dtype=float)
+    if beta.shape != (d,):
+        raise ValueError(f"forward(params) must return a vector of length d={d}, got shape {beta.shape}")
+    svm = _resolve_svm(X, y, svm, d)
+    checkpoints = log_checkpoints(int(steps), record)
+    Z = y[:, None] * X
+    out_layers, out_beta, out_loss = [], [], []
+    diverged_at = None
+    t = 0
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported as divergence below
+        for c in checkpoints:
+            while t < c:  # the hot loop; a few matrix-vector products per step
+                value, g = _loss_and_grad(forward(params), Z, loss)
+                if not value < np.inf:  # NaN or inf: stop here
+                    break
+                step = lr / value if normalized else lr
+                for p, gp in zip(params, backward(params, g)):
+                    p -= step * gp
+                t += 1
+            beta = forward(params)
+            value, _ = _loss_and_grad(beta, Z, loss)
+            if not np.isfinite(value) or not all(np.all(np.isfinite(p)) for p in params):
+                diverged_at = int(t)
+                break
+        out_layers.append([p.copy() for p in params])
+        out_beta.append(beta.copy())
+        out_loss.append(value)
+    B = np.array(out_beta).reshape(-1, d)
+    norms = np.linalg.norm(B, axis=1)
+    safe = np.where(norms > 0, norms, 1.0)
+    margin = np.where(norms > 0, (B @ Z.T).min(axis=1) / safe, np.nan)
+    if svm is not None:
+        angle = np.where(norms > 0, np.arccos(np.clip((B @ svm) / safe, -1.0, 1.0)), np.nan)
+    else:
+        angle = np.full(len(B), np.nan)
+    return LinearNetPath(steps=checkpoints[: len(B)], layers=out_layers, beta=B, loss=np.array(out_loss),
+                         margin=margin, angle=angle, svm=svm, lr=float(lr), diverged_at=diverged_at)
+
+
+# ----------------------------------------------------------------------------- fully connected
+def _chain_forward(Ws):
+    """``beta`` with ``beta^T = W_L ... W_1`` (the last layer has one row)."""
+    s = Ws[-1].ravel()
+    for W in reversed(Ws[:-1]):
+        s = W.T @ s
+    return s
+
+
+def _chain_backward(Ws):
+    """Gradients of ``<g, beta>`` for ``beta^T = W_L ... W_1``: ``dW_k = s_k (W_{k-1}...W_1 g)^T``."""
+
+    def backward(params, g):
+        L = len(params)
+        suffix = [None] * L  # suffix[k] = (W_L ... W_{k+2})^T, the row vector after layer k+1
+        s = np.ones(1)
+        for k in range(L - 1, -1, -1):
+            suffix[k] = s
+            s = params[k].T @ s
+        grads, v = [], g
+        for k in range(L):
+            grads.append(np.outer(suffix[k], v))
+            v = params[k] @ v
+        return grads
+
+    return backward
+
+
+def deep_linear_gd(X, y, depth, width, init_scale, lr, steps, seed=0, record=40, svm="auto") -> LinearNetPath:
+    """Train ``x -> W_L ... W_1 x`` by gradient descent on the average logistic loss.
+
+    The setting of Ji & Telgarsky (2019, "Gradient descent aligns the layers of deep linear
+    networks"): ``depth`` = L layers, hidden widths ``width`` (an int for all hidden layers or
+    a sequence of L - 1 ints), output width 1; entries initialised i.i.d. ``N(0, init_scale^2)``
+    from ``seed``. ``depth=1`` is plain logistic regression (from a random start).
+    Returns a :class:`LinearNetPath` whose ``layers`` are ``[W_1, ..., W_L]`` at each checkpoint.
+    """
+    X, y = _check_labelled_data(X, y)
+    d = X.shape[1]
+    if int(depth) != depth or depth < 1:
+        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+    depth = int(depth)
+    if np.isscalar(width):
+        widths = [int(width)] * (depth - 1)
+        if int(width) != width:
+            raise ValueError(f"width must be a positive integer, got {width!r}")
+    else:
+        widths = [int(w) for w in width]
+        if len(widths) != depth - 1:
+            raise ValueError(f"width must list depth - 1 = {depth - 1} hidden widths, got {len(widths)}")
+    if any(w < 1 for w in widths):
+        raise ValueError(f"hidden widths must be >= 1, got {widths}")
+    if not (np.isscalar(init_scale) and np.isfinite(init_scale) and init_scale >= 0):
+        raise ValueError(f"init_scale must be a finite number >= 0, got {init_scale!r}")
+    rng = np.random.default_rng(seed)
+    dims = [d, *widths, 1]
+    Ws = [init_scale * rng.standard_normal((dims[k + 1], dims[k])) for k in range(depth)]
+    return train_linear_parametrization(X, y, Ws, _chain_forward, _chain_backward(Ws), lr, steps,
+                                        record=record, loss="logistic", svm=svm)
+
+
+# ----------------------------------------------------------------------------- diagnostics
+def _check_matrix(W, name="W"):
+    W = np.asarray(W, dtype=float)
+    if W.ndim != 2 or W.size == 0:
+        raise ValueError(f"{name} must be a non-empty 2-D array, got shape {W.shape}")
+    if not np.all(np.isfinite(W)):
+        raise ValueError(f"{name} has NaN or infinite entries")
+    return W
+
+
+def rank1_ratio(W) -> float:
+    """``||W||_2 / ||W||_F`` in ``[1/sqrt(rank), 1]``; it is 1 exactly when ``W`` has rank one."""
+    W = _check_matrix(W)
+    fro = np.linalg.norm(W)
+    if fro == 0:
+        raise ValueError("W is the zero matrix; its rank-one ratio is undefined")
+    return float(np.linalg.norm(W, 2) / fro)
+
+
+def top_singular_vectors(W):
+    """``(u, s, v)``: the top singular value ``s`` of ``W`` with its left/right singular vectors."""
+    W = _check_matrix(W)
+    U, S, Vt = np.linalg.svd(W, full_matrices=False)
+    return U[:, 0], float(S[0]), Vt[0]
+
+
+def alignment(Ws) -> np.ndarray:
+    """``|<v_{i+1}, u_i>|`` for adjacent layers ``W_i, W_{i+1}`` of ``x -> W_L ... W_1 x``.
+
+    ``u_i`` is the top left singular vector of ``W_i`` (its output direction) and ``v_{i+1}``
+    the top right singular vector of ``W_{i+1}`` (its input direction); Ji & Telgarsky (2019)
+    show both tend to the same line. Returns an array of length L - 1.
+    """
+    Ws = [_check_matrix(W, f"Ws[{i}]") for i, W in enumerate(Ws)]
+    if len(Ws) < 2:
+        raise ValueError("alignment needs at least two layers")
+    out = []
+    for i, (lower, upper) in enumerate(zip(Ws[:-1], Ws[1:])):
+        if upper.shape[1] != lower.shape[0]:
+            raise ValueError(f"layers {i} and {i + 1} do not compose: W_{i + 1} has {lower.shape[0]} rows, "
+                             f"W_{i + 2} has {upper.shape[1]} columns")
+        if not np.any(lower) or not np.any(upper):
+            raise ValueError(f"layer {i} or {i + 1} is zero; its singular vectors are undefined")
+        u, _, _ = top_singular_vectors(lower)
+        _, _, v = top_singular_vectors(upper)
+        out.append(abs(float(u @ v)))
+    return np.array(out)
+
+
+def frobenius_norms(Ws) -> np.ndarray:
+    """The Frobenius norms ``||W_k||_F`` of the layers."""
+    return np.array([np.linalg.norm(_check_matrix(W, f"Ws[{i}]")) for i, W in enumerate(Ws)])
+
+
+# ----------------------------------------------------------------------------- data
+def soudry_data(far=((3.0, 2.5), (2.0, 4.0), (4.0, 3.5))):
+    """Soudry et al.'s (2018, Fig. 1) data: support vectors ``(0.5, 1.5)``, ``(1.5, 0.5)`` labelled
+    +1, their negatives -1, plus the points ``far`` (+1) and their negatives (-1).
+
+    The max-margin vector with margin 1 is ``(0.5, 0.5)``. Returns ``(X, y)``.
+    """
+    far = np.asarray(far, dtype=float).reshape(-1, 2)
+    pos = np.vstack([[0.5, 1.5], [1.5, 0.5], far])
+    X = np.vstack([pos, -pos])
+    y = np.concatenate([np.ones(len(pos)), -np.ones(len(pos))])
+    return X, y
+
+
+def random_separable(n, d, seed=0):
+    """``n`` Gaussian points in ``R^d`` labelled by a random hyperplane through the origin."""
+    if int(n) != n or int(d) != d or n < 1 or d < 1:
+        raise ValueError(f"n and d must be positive integers, got n={n!r}, d={d!r}")
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(int(d))
+    X = rng.standard_normal((int(n), int(d)))
+    y = np.where(X @ w >= 0, 1.0, -1.0)
+    return X, y
+
+
+def two_blobs(n, separation, seed=0, angle=0.5, stretch=(1.6, 0.35)):
+    """Two elongated blobs centred at ``+-separation * (cos angle, sin angle)``, labels +-1.
+
+    Points are uniform in an ellipse with semi-axes ``stretch`` tilted by 45 degrees from the
+    centre line, so the max-margin direction differs from the direction between the means.
+    Small separations overlap (then no hyperplane through the origin separates them).
+    """
+    if int(n) != n or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    if not (np.isfinite(separation) and separation >= 0):
+        raise ValueError(f"separation must be a finite number >= 0, got {separation!r}")
+    rng = np.random.default_rng(seed)
+    m = int(n) // 2
+    r = np.sqrt(rng.uniform(size=(2 * m, 1)))
+    phi = rng.uniform(0, 2 * np.pi, size=(2 * m, 1))
+    disc = r * np.hstack([np.cos(phi), np.sin(phi)]) * np.asarray(stretch)
+    tilt = angle + np.pi / 4
+    R = np.array([[np.cos(tilt), -np.sin(tilt)], [np.sin(tilt), np.cos(tilt)]])
+    centre = separation * np.array([np.cos(angle), np.sin(angle)])
+    pts = disc @ R.T
+    X = np.vstack([centre + pts[:m], -centre + pts[m:]])
+    y = np.concatenate([np.ones(m), -np.ones(m)])
+    return X, y
+
+
+# ----------------------------------------------------------------------------- plots
+def _log_steps(steps):
+    return np.maximum(np.asarray(steps, dtype=float), 1.0)
+
+
+def plot_soudry(path, w_hat, w_tilde, limit):
+    """Three panels for GD on Soudry's data: offset ``w(t) - w_hat ln t``, ``t L(w(t))``, angle."""
+    from helpers import plotting
+
+    fig, axes = plotting.subplots(1, 3, width=10.0, height=3.0)
+    t = _log_steps(path.steps)
+    keep = path.steps >= 1
+    off = path.w - np.log(t)[:, None] * w_hat
+    for j in range(off.shape[1]):
+        axes[0].semilogx(t[keep], off[keep, j], label=f"coordinate {j + 1}")
+        axes[0].axhline(w_tilde[j], color=plotting.COLORS["theory"], ls="--", lw=1)
+    axes[0].set(xlabel="step t", title=r"$w(t) - \hat w \ln t$")
+    axes[0].legend()
+    axes[1].semilogx(t[keep], path.steps[keep] * path.loss[keep], color=plotting.COLORS["gd"], label="GD")
+    axes[1].axhline(limit, color=plotting.COLORS["theory"], ls="--", lw=1, label=r"$\|\hat w\|^2/\eta$")
+    axes[1].set(xlabel="step t", title=r"$t\,L(w(t))$")
+    axes[1].legend()
+    axes[2].loglog(t[keep], path.angle[keep], color=plotting.COLORS["gd"])
+    axes[2].set(xlabel="step t", title="angle to the SVM (rad)")
+    return fig
+
+
+def plot_angle_rate(path, limit=None):
+    """Angle to the SVM direction and the same angle times ``ln t`` on random separable data."""
+    from helpers import plotting
+
+    fig, axes = plotting.subplots(1, 2, width=7.5, height=3.0)
+    keep = path.steps >= 2
+    t = path.steps[keep].astype(float)
+    axes[0].loglog(t, path.angle[keep], color=plotting.COLORS["gd"])
+    axes[0].set(xlabel="step t", title="angle to the SVM (rad)")
+    axes[1].semilogx(t, path.angle[keep] * np.log(t), color=plotting.COLORS["gd"], label="GD")
+    if limit is not None:
+        axes[1].axhline(limit, color=plotting.COLORS["theory"], ls="--", lw=1, label="predicted limit")
+    axes[1].set(xlabel="step t", title=r"angle $\times \ln t$", ylim=(0, None))
+    axes[1].legend()
+    return fig
+
+
+def plot_nonseparable(path, split):
+    """GD on non-separable data: the growing coordinate against ``ln t``, the other against its limit."""
+    from helpers import plotting
+
+    fig, axes = plotting.subplots(1, 3, width=10.0, height=3.0)
+    keep = path.steps >= 1
+    t = path.steps[keep].astype(float)
+    u = split.w_hat / np.linalg.norm(split.w_hat)
+    B = split.basis
+    along = path.w[keep] @ u
+    axes[0].semilogx(t, along, color=plotting.COLORS["gd"], label=r"$\langle w(t), \hat u\rangle$")
+    axes[0].semilogx(t, np.linalg.norm(split.w_hat) * np.log(t), color=plotting.COLORS["theory"], ls="--",
+                     lw=1, label=r"$\|\hat w\|\ln t$")
+    axes[0].set(xlabel="step t", title="separable direction")
+    axes[0].legend()
+    inside = path.w[keep] @ B[:, 0]
+    axes[1].semilogx(t, inside, color=plotting.COLORS["gd"], label="GD")
+    axes[1].axhline(split.offset @ B[:, 0], color=plotting.COLORS["theory"], ls="--", lw=1, label="minimiser")
+    axes[1].set(xlabel="step t", title="strongly convex direction")
+    axes[1].legend()
+    axes[2].loglog(t, np.abs(inside - split.offset @ B[:, 0]), color=plotting.COLORS["gd"])
+    axes[2].set(xlabel="step t", title="distance to the minimiser")
+    return fig
+
+
+def layer_diagnostics(path):
+    """Per checkpoint: rank-one ratios (k x L), adjacent alignments (k x L-1), Frobenius norms (k x L)."""
+    ratios, aligns, norms = [], [], []
+    for Ws in path.layers:
+        ratios.append([rank1_ratio(W) if np.any(W) else np.nan for W in Ws])
+        aligns.append(alignment(Ws) if len(Ws) > 1 else np.zeros(0))
+        norms.append(frobenius_norms(Ws))
+    return np.array(ratios), np.array(aligns), np.array(norms)
+
+
+def plot_alignment(paths, labels):
+    """Rank-one ratios, adjacent alignment and angle to the SVM for several deep linear runs."""
+    from helpers import plotting
+
+    fig, axes = plotting.subplots(1, 3, width=10.0, height=3.0)
+    styles = ["-", "--", ":", "-."]
+    for i, (path, label) in enumerate(zip(paths, labels)):
+        ratios, aligns, _ = layer_diagnostics(path)
+        keep = path.steps >= 1
+        t = path.steps[keep]
+        colour = plotting.STYLE["axes.prop_cycle"].by_key()["color"][i]
+        axes[0].semilogx(t, ratios[keep].min(axis=1), color=colour, ls=styles[i % 4], label=label)
+        axes[1].loglog(t, np.maximum(1 - aligns[keep].min(axis=1), 1e-16), color=colour, ls=styles[i % 4], label=label)
+        axes[2].loglog(t, path.angle[keep], color=colour, ls=styles[i % 4], label=label)
+    axes[0].set(xlabel="step t", title=r"min$_k$ $\|W_k\|_2/\|W_k\|_F$")
+    axes[1].set(xlabel="step t", title=r"1 $-$ min adjacent alignment")
+    axes[2].set(xlabel="step t", title="angle of the product to the SVM")
+    axes[0].legend()
+    return fig
+
+
+# ----------------------------------------------------------------------------- the widget
+def blobs_path(separation, depth, steps=400, n=40, init_scale=0.3, lr=0.5, seed=0):
+    """Widget compute: a deep linear net (width 4) on :func:`two_blobs`; the data, path and SVM."""
+    X, y = two_blobs(n, separation, seed=seed)
+    path = deep_linear_gd(X, y, depth=depth, width=4, init_scale=init_scale, lr=lr, steps=steps, seed=seed,
+                          record=15)
+    return {"X": X, "y": y, "path": path, "separation": separation, "depth": depth}
+
+
+def plot_blobs_path(res):
+    """Widget plot: data with the product's direction over time and the SVM line; angle vs step."""
+    from matplotlib import cm
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+
+    from helpers import plotting
+
+    fig = Figure(figsize=(7.6, 3.3))
+    ax, ax2 = fig.subplots(1, 2, gridspec_kw={"left": 0.06, "right": 0.98, "bottom": 0.15, "top": 0.9,
+                                             "wspace": 0.28})
+    X, y, path = res["X"], res["y"], res["path"]
+    ax.scatter(*X[y > 0].T, s=24, marker="+", color=plotting.COLORS["gd"])
+    ax.scatter(*X[y < 0].T, s=12, marker="o", facecolors="none", edgecolors=plotting.COLORS["other"])
+    lim = np.abs(X).max() * 1.1
+    # one LineCollection for the decision lines over time: far cheaper to draw than many plots
+    norms = np.linalg.norm(path.beta, axis=1)
+    betas = path.beta[norms > 0] / norms[norms > 0, None]
+    ends = np.stack([betas[:, 1], -betas[:, 0]], axis=1) * lim * 1.5
+    segments = np.stack([-ends, ends], axis=1)
+    ax.add_collection(LineCollection(segments, colors=cm.viridis(np.linspace(0, 1, len(segments))), lw=0.8,
+                                     alpha=0.7))
+    if path.svm is not None:
+        s = path.svm
+        line = np.array([-s[1], s[0]]) * lim * 1.5
+        ax.plot([-line[0], line[0]], [-line[1], line[1]], color="k", ls="--", lw=1.5, label="SVM")
+        ax.legend(loc="lower right")
+        keep = path.steps >= 1
+        # linear axes over log10(t): log-scaled axes double the drawing time of a frame
+        ax2.plot(np.log10(path.steps[keep]), np.degrees(path.angle[keep]), color=plotting.COLORS["gd"], marker=".")
+        ax2.set(xlabel=r"log$_{10}$ step", ylabel="angle to the SVM (degrees)", ylim=(0, None))
+        ax2.set_title(f"depth {res['depth']}: final angle {np.degrees(path.angle[-1]):.2f} degrees")
+    else:
+        plotting.message_axes(ax2, "not separable through the origin:\nno max-margin direction;\n"
+                              "GD converges to a finite point")
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal",
+           title=f"separation {res['separation']}: decision lines (dark = early)")
+    return fig
+
+
+@widgets.register("ch07-deep-linear")
+def deep_linear_widget():
+    """Spec: separation of two blobs x depth of the linear net (4 x 4 = 16 pre-rendered frames)."""
+    return widgets.Spec(
+        compute=blobs_path,
+        plot=plot_blobs_path,
+        grid={"separation": [0.0, 0.5, 1.0, 2.0], "depth": [1, 2, 3, 4]},
+        default={"separation": 1.0, "depth": 2},
+        title="Deep linear network on two blobs: the product's decision line over training",
+        labels={"separation": "blob separation", "depth": "depth L"},
+    )
