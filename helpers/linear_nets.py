@@ -136,9 +136,9 @@ def train_linear_parametrization(X, y, params: Sequence[np.ndarray], forward: Ca
             if not np.isfinite(value) or not all(np.all(np.isfinite(p)) for p in params):
                 diverged_at = int(t)
                 break
-        out_layers.append([p.copy() for p in params])
-        out_beta.append(beta.copy())
-        out_loss.append(value)
+            out_layers.append([p.copy() for p in params])
+            out_beta.append(beta.copy())
+            out_loss.append(value)
     B = np.array(out_beta).reshape(-1, d)
     norms = np.linalg.norm(B, axis=1)
     safe = np.where(norms > 0, norms, 1.0)

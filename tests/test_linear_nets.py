@@ -106,7 +106,8 @@ def test_exp_loss_and_normalized_steps():
 def test_divergence_is_reported():
     X, y = ln.random_separable(10, 2, seed=0)
     path = ln.deep_linear_gd(X, y, depth=4, width=3, init_scale=3.0, lr=1e6, steps=200, seed=0, record=[0, 1, 200])
-    assert path.diverged and path.diverged_at in (1, 200)
+    assert path.diverged and 1 <= path.diverged_at <= 200
+    assert len(path.steps) == len(path.loss) == len(path.layers) >= 1
     assert np.all(np.isfinite(path.loss))
 
 
