@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
-.PHONY: book test venv unit chapter page golden bench lint clean open
+.PHONY: book test venv unit chapter page golden student pdf bench lint clean open
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (set PYTHON=python3.x)"; exit 1; }
@@ -29,6 +29,18 @@ book: $(STAMP)
 test: book
 	$(PY) tests/make_notebooks.py _build/nbtest
 	DLT_GOLDEN=$(CURDIR)/tests/golden DLT_QUIET=1 $(PY) -m pytest tests _build/nbtest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider $(PYTEST_ARGS)
+
+## The student edition: the same book with every exercise's solution removed (_build/student/html).
+student: $(STAMP)
+	@mkdir -p _build/student
+	@sed 's#^  config:#  config:\n    hide_solutions: true#' _config.yml > _build/student/_config.yml
+	DLT_WIDGETS=static DLT_QUIET=1 $(VENV)/bin/jupyter-book build . --config _build/student/_config.yml --path-output _build/student -W -n --keep-going
+	@cp -r book/_static/. _build/student/_build/html/_static/
+	@echo "The student edition is at file://$(CURDIR)/_build/student/_build/html/index.html"
+
+## A PDF of the whole book, every page printed by headless Chromium in toc order: _build/pdf/book.pdf
+pdf: book
+	$(PY) tools/print_pdf.py _build/html _build/pdf/book.pdf
 
 ## Quicker loops while writing: unit tests only; one chapter as a notebook (CH=02_landscape).
 unit: $(STAMP)
