@@ -166,7 +166,7 @@ def riccati(A, B, Q, R, tol=1e-12, max_iter=200):
 
         P = Q + A' P A - A' P B (R + B' P B)^{-1} B' P A,
 
-    by the structure-preserving doubling algorithm (Chu, Fan & Lin 2005), which needs no
+    by the structure-preserving doubling algorithm (E. K.-W. Chu and co-authors), which needs no
     stabilising initial gain and converges quadratically. Needs (A, B) stabilisable and
     (A, Q^{1/2}) detectable; raises ``ValueError`` when the iteration does not settle.
     """
@@ -595,6 +595,47 @@ def smoothing_bias(K, A, B, Q, R, Sigma0, radius, samples, seed):
     lin = 2 * np.einsum("kd,nkd->n", g, U)
     bias = np.einsum("n,nkd->kd", D / (2 * radius ** 2) * (cp - cm - lin), U) / len(U)
     return float(np.linalg.norm(bias) / np.linalg.norm(g))
+
+
+def finite_difference_gradient(K, A, B, Q, R, Sigma0, h=1e-5):
+    """Central finite differences of :func:`cost`, entry by entry (a reference for the exact gradient)."""
+    A, B, Q, R, Sigma0, K = _system(A, B, Q, R, Sigma0, K)
+    out = np.zeros_like(K)
+    for idx in np.ndindex(*K.shape):
+        E = np.zeros_like(K)
+        E[idx] = h
+        out[idx] = (cost(K + E, A, B, Q, R, Sigma0) - cost(K - E, A, B, Q, R, Sigma0)) / (2 * h)
+    return out
+
+
+def gradient_check(systems=4, gains=3, seed=0):
+    """Worst relative error ||grad - finite differences|| / ||grad|| over random stabilising gains of the
+    planning system and ``systems`` random systems (mixed sizes)."""
+    rng = np.random.default_rng(seed)
+    cases = [planning_system()[:5]] + [random_system(d, k, seed=seed + i, scale=1.1)
+                                       for i, (d, k) in enumerate([(3, 2), (4, 2), (2, 1), (4, 3)][:int(systems)])]
+    worst = 0.0
+    for A, B, Q, R, S0 in cases:
+        Kstar = optimal_gain(A, B, Q, R)
+        n = 0
+        while n < gains:
+            K = Kstar + 0.3 * rng.standard_normal(Kstar.shape)
+            if spectral_radius(A - B @ K) < 0.95:
+                g = policy_gradient(K, A, B, Q, R, S0)
+                fd = finite_difference_gradient(K, A, B, Q, R, S0)
+                worst = max(worst, float(np.linalg.norm(g - fd) / np.linalg.norm(g)))
+                n += 1
+    return worst
+
+
+def linear_rate(gaps, start=0, stop=None):
+    """The geometric rate q in gap_t ~ q^t fitted (least squares on log gap) over t in [start, stop)."""
+    gaps = np.asarray(gaps, dtype=float)[start:stop]
+    keep = gaps > 0
+    t = np.arange(len(gaps))[keep]
+    if len(t) < 2:
+        raise ValueError("need at least two positive gaps to fit a rate")
+    return float(np.exp(np.polyfit(t, np.log(gaps[keep]), 1)[0]))
 
 
 @dataclass
