@@ -720,19 +720,23 @@ class SineRegression:
     x: np.ndarray
     y: np.ndarray
     w_true: float
+    reg: float = 0.0
 
     def loss(self, w):
-        """Mean squared error L(w) = mean_i (y_i - sin(w x_i))^2 at every entry of ``w``."""
+        """L(w) = mean_i (y_i - sin(w x_i))^2 + (reg / 2) w^2 at every entry of ``w``.
+
+        The ridge term makes the loss dissipative: without it L is bounded and exp(-beta L)
+        cannot be normalised, so SGLD would wander off to large |w|."""
         w = np.asarray(w, dtype=float)
         r = self.y - np.sin(w[..., None] * self.x)
-        return np.mean(r * r, axis=-1)
+        return np.mean(r * r, axis=-1) + 0.5 * self.reg * w * w
 
     def grad(self, w):
         """Exact gradient L'(w) at every entry of ``w``."""
         w = np.asarray(w, dtype=float)
         s = np.sin(w[..., None] * self.x)
         c = np.cos(w[..., None] * self.x)
-        return np.mean(-2 * (self.y - s) * c * self.x, axis=-1)
+        return np.mean(-2 * (self.y - s) * c * self.x, axis=-1) + self.reg * w
 
     def minibatch_grad(self, batch: int):
         """A stochastic gradient for :func:`sgld`: each chain (entry of w) draws its own batch."""
@@ -745,18 +749,21 @@ class SineRegression:
             idx = gen.integers(0, self.x.size, size=(*w.shape, batch))
             xb, yb = self.x[idx], self.y[idx]
             s, c = np.sin(w[..., None] * xb), np.cos(w[..., None] * xb)
-            return np.mean(-2 * (yb - s) * c * xb, axis=-1)
+            return np.mean(-2 * (yb - s) * c * xb, axis=-1) + self.reg * w
 
         return grad
 
 
-def sine_regression(n: int = 64, w_true: float = 2.0, noise: float = 0.1, seed=0, xmax: float = 3.0) -> SineRegression:
-    """n points x ~ U(-xmax, xmax), y = sin(w_true x) + noise * N(0, 1)."""
+def sine_regression(n: int = 64, w_true: float = 2.0, noise: float = 0.1, seed=0, xmax: float = 3.0,
+                    reg: float = 0.0) -> SineRegression:
+    """n points x ~ U(-xmax, xmax), y = sin(w_true x) + noise * N(0, 1); ``reg`` is the ridge weight."""
     n = _count("n", n, 2)
+    if not np.isfinite(reg) or reg < 0:
+        raise ValueError("reg must be >= 0")
     gen = _rng(seed)
     x = gen.uniform(-xmax, xmax, n)
     y = np.sin(w_true * x) + noise * gen.standard_normal(n)
-    return SineRegression(x, y, float(w_true))
+    return SineRegression(x, y, float(w_true), float(reg))
 
 
 def local_minima_1d(values, grid):
@@ -783,6 +790,18 @@ class Residence:
     stays: np.ndarray        # durations between arrivals in alternating cores
     transitions: np.ndarray  # durations of the reactive pieces (last exit -> first entry)
     switch_times: np.ndarray # times of the arrivals in a new core
+    censored: np.ndarray = field(default_factory=lambda: np.array([]))  # unfinished last stays
+
+    @property
+    def mean_stay(self) -> float:
+        """Mean stay, counting the unfinished last stays (censored-exponential estimate).
+
+        The plain mean of completed stays is biased low in a finite window (long stays are the
+        ones that do not finish); adding the censored time to the numerator removes most of it.
+        """
+        if self.stays.size == 0:
+            return float("nan")
+        return float((self.stays.sum() + self.censored.sum()) / self.stays.size)
 
 
 def residence_times(path, dt: float, a: float = 0.5) -> Residence:
@@ -793,14 +812,15 @@ def residence_times(path, dt: float, a: float = 0.5) -> Residence:
     lab = np.where(x <= -a, -1, np.where(x >= a, 1, 0))
     idx = np.flatnonzero(lab != 0)
     if idx.size == 0:
-        return Residence(np.array([]), np.array([]), np.array([]))
+        return Residence(np.array([]), np.array([]), np.array([]), np.array([]))
     core = lab[idx]
     change = np.flatnonzero(core[1:] != core[:-1]) + 1  # positions in idx where the core switches
     arrive = idx[change]
     last_in_old = idx[change - 1]
     transitions = (arrive - last_in_old) * dt
     stays = np.diff(arrive) * dt
-    return Residence(stays, transitions, arrive * dt)
+    censored = np.array([(x.size - 1 - arrive[-1]) * dt]) if arrive.size else np.array([])
+    return Residence(stays, transitions, arrive * dt, censored)
 
 
 # --------------------------------------------------------------------------------------
@@ -1001,3 +1021,185 @@ def landscape_spec() -> widgets.Spec:
         labels={"beta": "β (inverse temperature)", "dt": "step size dt"},
         title="Langevin chains on a four-well landscape",
     )
+
+
+# --------------------------------------------------------------------------------------
+# the chapter's experiments (each returns plain results; the chapter prints and checks them)
+
+
+@dataclass
+class StationaryResult:
+    grid: np.ndarray
+    density: np.ndarray
+    samples: np.ndarray      # Langevin states at t in [t_burn, t_end], shape (n_saved, n_chains)
+    mean_f: float
+    mean_x2: float
+    exact_f: float
+    exact_x2: float
+    l1: float
+    gf_same_basin: float     # fraction of gradient-flow runs ending in the basin they started in
+    la_switched: float       # fraction of Langevin chains whose sign changed at least once
+    show_gf: np.ndarray
+    show_la: np.ndarray
+    dt_rec: float
+
+
+def stationary_experiment(beta=3.0, dt=1e-3, n_chains=2000, t_burn=10.0, t_end=60.0, seed=0,
+                          rec_time=0.1) -> StationaryResult:
+    """Experiment 1: Langevin chains on the double well reach the Gibbs law; gradient flow does not move basins.
+
+    Chains start uniformly in [-2, 2]; states are recorded every ``rec_time`` for t in
+    [t_burn, t_end] and compared with quadrature values of E f and E x^2 and with the density.
+    """
+    gen = _rng(seed)
+    x0 = gen.uniform(-2.0, 2.0, (n_chains, 1))
+    every = max(1, int(round(rec_time / dt)))
+    steps = int(round(t_end / dt))
+    # one run records everything at rec_time; the burn-in part is only used for the picture
+    p = np.asarray(euler_maruyama(double_well_grad, x0, beta, dt, steps, seed=gen, n_chains=n_chains,
+                                  record_every=every))[:, :, 0]
+    t = np.arange(p.shape[0]) * every * dt
+    samples = p[t >= t_burn - 1e-9]
+    # gradient flow with the same fine step (a coarse explicit step would overshoot from |x0| near 2)
+    gf = np.asarray(gradient_flow(double_well_grad, x0[:, 0], dt, steps, record_every=every))
+    grid = np.linspace(-2.5, 2.5, 1001)
+    dens = gibbs_density(double_well, beta, grid)
+    switched = np.any(np.sign(p) != np.sign(x0[:, 0]), axis=0)
+    show = np.argsort(x0[:, 0])[np.linspace(0, n_chains - 1, 4).astype(int)]
+    return StationaryResult(
+        grid, dens, samples,
+        float(np.mean(double_well(samples))), float(np.mean(samples**2)),
+        gibbs_expectation(double_well, beta, double_well, -3, 3), gibbs_expectation(double_well, beta, np.square, -3, 3),
+        histogram_l1(samples, dens, grid),
+        float(np.mean(np.sign(gf[-1]) == np.sign(x0[:, 0]))), float(np.mean(switched)),
+        gf[:, show], p[:, show[:2]], every * dt)
+
+
+@dataclass
+class EscapeTable:
+    betas: np.ndarray
+    simulated: np.ndarray
+    sem: np.ndarray
+    exact: np.ndarray
+    kramers: np.ndarray
+    slope_sim: float
+    slope_exact: float
+
+
+def escape_experiment(betas=(2.0, 3.0, 4.0, 5.0), dt=5e-3, n_chains=400, seed=0) -> EscapeTable:
+    """Experiment 2: escape times -1 -> +1 on the double well, simulation vs exact formula vs Eyring-Kramers."""
+    betas = np.asarray(betas, dtype=float)
+    sims = [mean_escape_time(double_well_grad, -1.0, b, dt, 1.0, n_chains, seed=seed + i) for i, b in enumerate(betas)]
+    sim = np.array([r.mean for r in sims])
+    sem = np.array([r.sem for r in sims])
+    exact = np.array([exact_escape_time(double_well, b, -1.0, 1.0) for b in betas])
+    ek = np.array([eyring_kramers(8.0, -4.0, 1.0, b) for b in betas])
+    return EscapeTable(betas, sim, sem, exact, ek, float(np.polyfit(betas, np.log(sim), 1)[0]),
+                       float(np.polyfit(betas, np.log(exact), 1)[0]))
+
+
+@dataclass
+class ULAResult:
+    etas: np.ndarray
+    lams: np.ndarray
+    noise_scales: tuple
+    measured: dict           # noise_scale -> (n_eta, n_lam) measured variances
+    formula: dict            # noise_scale -> (n_eta, n_lam) formula
+    continuous: np.ndarray   # 1 / (beta lam)
+    mean_f: dict             # noise_scale -> (n_eta,) measured E f
+    beta: float
+
+
+def ula_experiment(lams=(1.0, 4.0), beta=2.0, etas=(0.02, 0.05, 0.1, 0.2, 0.3, 0.4), noise_scales=(0.0, 1.0),
+                   n_chains=1000, n_records=100, seed=0) -> ULAResult:
+    """Experiment 4: stationary variance of ULA/SGLD on f = x'Hx/2 (H with eigenvalues ``lams``, rotated)."""
+    gen = _rng(seed)
+    lams = np.asarray(lams, dtype=float)
+    q, _ = np.linalg.qr(gen.standard_normal((len(lams), len(lams))))
+    H = q @ np.diag(lams) @ q.T
+    measured, formula, mean_f = {}, {}, {}
+    for s in noise_scales:
+        rows, fs = [], []
+        for eta in etas:
+            burn = int(8 / (eta * lams.min())) + 1
+            every = max(1, int(0.5 / (eta * lams.min())))
+
+            def grad(x, g, s=s):
+                return x @ H + (s * g.standard_normal(x.shape) if s > 0 else 0.0)
+
+            r = sgld(grad, np.zeros((n_chains, len(lams))), eta, beta, burn + every * n_records, seed=gen,
+                     record_every=every)
+            z = r.path[r.steps_saved >= burn]
+            rows.append((z @ q).reshape(-1, len(lams)).var(axis=0))
+            fs.append(float(np.mean(0.5 * np.einsum("...i,ij,...j->...", z, H, z))))
+        measured[s] = np.array(rows)
+        formula[s] = np.array([ula_stationary_variance(lams, beta, eta, s) for eta in etas])
+        mean_f[s] = np.array(fs)
+    return ULAResult(np.asarray(etas), lams, tuple(noise_scales), measured, formula,
+                     ou_stationary_variance(lams, beta), mean_f, beta)
+
+
+@dataclass
+class MetastableResult:
+    t: np.ndarray
+    x: np.ndarray
+    res: Residence
+    a: float
+    exact_stay: float
+    beta: float
+
+
+def metastable_experiment(beta=3.0, dt=5e-3, t_end=400.0, n_chains=8, a=0.5, seed=0) -> MetastableResult:
+    """Experiment 5a: long double-well paths; stays between the cores vs the exact mean passage time.
+
+    ``x`` is the first chain's path (for the picture); ``res`` pools the stays and transitions
+    of all chains."""
+    steps = int(round(t_end / dt))
+    p = np.asarray(euler_maruyama(double_well_grad, -1.0, beta, dt, steps, seed=seed, n_chains=n_chains))[:, :, 0]
+    parts = [residence_times(p[:, c], dt, a) for c in range(n_chains)]
+    res = Residence(*(np.concatenate([getattr(r, k) for r in parts])
+                      for k in ("stays", "transitions", "switch_times", "censored")))
+    t = np.arange(steps + 1) * dt
+    return MetastableResult(t, p[:, 0], res, a, exact_escape_time(double_well, beta, a, -a), beta)
+
+
+@dataclass
+class BasinResult:
+    problem: SineRegression
+    w_grid: np.ndarray
+    loss: np.ndarray
+    w0: np.ndarray
+    w_sgd: np.ndarray
+    w_sgld: dict             # beta -> final parameters
+    frac_init: float         # fraction of starts inside the global minimum's basin of attraction
+    frac_sgd: float
+    frac_sgld: dict          # beta -> fraction of SGLD runs ending in the global basin
+    gibbs_mass: dict         # beta -> Gibbs mass of the global basin
+    w_global: float
+    w_local: float
+    t_end: float
+
+
+def basin_experiment(betas=(4.0, 8.0), lr=0.02, steps=10000, n_seeds=64, batch=8, reg=0.1, seed=0) -> BasinResult:
+    """Experiment 5b: SGD vs SGLD on the (ridge-regularised) sine regression: which basin each run ends in."""
+    prob = sine_regression(64, 2.0, 0.1, seed=seed, reg=reg)
+    w = np.linspace(-5.0, 6.0, 4401)
+    loss = prob.loss(w)
+    mins, maxs = local_minima_1d(loss, w), local_minima_1d(-loss, w)
+    glob = int(np.argmin(loss[mins]))
+    lab = lambda v: basin_labels(v, w[mins], w[maxs])  # noqa: E731
+    w0 = _rng(seed + 1).uniform(-1.2, 3.2, n_seeds)
+    g = prob.minibatch_grad(batch)
+    sgd_run = sgld(g, w0, lr, np.inf, steps // 5, seed=seed + 2)
+    w_sgld, frac, mass = {}, {}, {}
+    for b in betas:
+        r = sgld(g, w0, lr, b, steps, seed=seed + 3)
+        w_sgld[b] = r.x
+        frac[b] = float(np.mean(lab(r.x) == glob))
+        dens = gibbs_density(prob.loss, b, w)
+        mass[b] = float(_trapz(dens * (lab(w) == glob), w))
+    others = [i for i in range(len(mins)) if i != glob]
+    local = others[int(np.argmin(loss[mins][others]))] if others else glob
+    return BasinResult(prob, w, loss, w0, sgd_run.x, w_sgld, float(np.mean(lab(w0) == glob)),
+                       float(np.mean(lab(sgd_run.x) == glob)), frac, mass, float(w[mins][glob]),
+                       float(w[mins][local]), steps * lr)
