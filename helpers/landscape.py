@@ -558,6 +558,14 @@ class CompletionSweep:
     rank: int
     steps: int
     lr: float
+    X: np.ndarray | None = None  # (len(ps), len(seeds), d, rank) final factors
+
+    def instance(self, a: int, b: int):
+        """(M, mask) of run (ps[a], seeds[b]), regenerated from its seed."""
+        return completion_instance(self.d, self.rank, float(self.ps[a]), seed=1000 * self.seeds[b] + 17,
+                                   spectrum=self.spectrum)
+
+    spectrum: object = None
 
     @property
     def successes(self) -> np.ndarray:
@@ -575,16 +583,17 @@ def completion_sweep(d: int, rank: int, ps, seeds, lr: float = 0.05, steps: int 
     rel = np.empty((ps.size, len(seeds)))
     obs = np.empty_like(rel)
     gn = np.empty_like(rel)
+    Xs = np.empty((ps.size, len(seeds), d, rank))
     for a, p in enumerate(ps):
         inst = [completion_instance(d, rank, p, seed=1000 * s + 17, spectrum=spectrum) for s in seeds]
         M = np.stack([m for m, _ in inst])
         mask = np.stack([w for _, w in inst])
         res = matrix_completion_gd(M * mask, mask, rank, lr, steps, seed=seeds[0] + 7919 * a,
                                    p=float(p), M_true=M)
-        rel[a], obs[a] = res.rel_error, res.obs_loss
+        rel[a], obs[a], Xs[a] = res.rel_error, res.obs_loss, res.X
         S = mask * (res.X @ np.swapaxes(res.X, 1, 2)) - M * mask
         gn[a] = np.linalg.norm((2.0 / p) * (S @ res.X), axis=(1, 2))
-    return CompletionSweep(ps, seeds, rel, obs, gn, success_tol, d, rank, steps, lr)
+    return CompletionSweep(ps, seeds, rel, obs, gn, success_tol, d, rank, steps, lr, Xs, spectrum)
 
 
 # ---------------------------------------------------------------------------------------------
