@@ -120,7 +120,7 @@ def min_l2_solution(X, y, w0=None) -> np.ndarray:
     return w0 + np.linalg.lstsq(X, y - X @ w0, rcond=None)[0]
 
 
-def gd_least_squares(X, y, w0=None, lr=None, steps=100_000, tol=1e-13, record_path=False, record_every=1):
+def gd_least_squares(X, y, w0=None, lr=None, steps=1_000_000, tol=1e-13, record_path=False, record_every=1):
     """Full-batch gradient descent on ``L(w) = ||X w - y||^2 / (2 n)``.
 
     Every gradient ``X^T (X w - y) / n`` lies in the row space of ``X``, so the iterates stay
