@@ -84,14 +84,19 @@ def _normalise_rho(rho, num_classes=None):
     return r / total
 
 
-def collision_probability(rho) -> float:
+def collision_probability(rho, negatives=1) -> float:
     """tau = P(c+ = c-) = sum_c rho_c^2 for two independent draws from ``rho``.
 
     ``rho`` may be probabilities or non-negative weights (normalised here). Saunshi et al.
     (2019) call this the probability that a negative sample collides with the positive class.
+    With ``negatives = k`` independent negatives it is the probability that at least one of
+    them shares the positive's class, ``sum_c rho_c (1 - (1 - rho_c)^k)``.
     """
     r = _normalise_rho(rho)
-    return float(np.sum(r * r))
+    k = _check_int("negatives", negatives)
+    if k == 1:
+        return float(np.sum(r * r))
+    return float(np.sum(r * -np.expm1(k * np.log1p(-np.minimum(r, 1.0)))) if np.all(r < 1) else 1.0)
 
 
 def logistic_loss(v):
@@ -677,7 +682,7 @@ class RotationResult:
     test_index: np.ndarray
 
 
-def rotation_pretext(images, steps=400, seed=0, train_index=None, batch_size=128, lr=3e-3,
+def rotation_pretext(images, steps=300, seed=0, train_index=None, batch_size=64, lr=6e-3,
                      channels=(16, 32), hidden=64) -> RotationResult:
     """Train a tiny convnet to predict which of 4 rotations was applied (no labels needed).
 
@@ -847,9 +852,13 @@ def make_world(sigma=2.0, seed=0, num_classes=10, dim=20, rho=None, rep_dim=10, 
     return World(train, ev, test, _check_int("rep_dim", rep_dim))
 
 
-@functools.lru_cache(maxsize=8)
 def default_world(sigma=2.0, seed=0) -> World:
     """The chapter's world (``DEFAULT_WORLD``) at noise level ``sigma``; cached, do not modify."""
+    return _default_world(float(sigma), int(seed))
+
+
+@functools.lru_cache(maxsize=8)
+def _default_world(sigma, seed):
     cfg = dict(DEFAULT_WORLD)
     return make_world(sigma, seed, cfg["num_classes"], cfg["dim"], cfg["rho"], cfg["rep_dim"],
                       cfg["train_per_class"], cfg["eval_per_class"], cfg["test_per_class"])
@@ -865,11 +874,16 @@ def _marks(steps):
     return tuple(sorted({0, steps} | {m for m in (10, 30, 100, 300, 1000, 3000, 10000) if m < steps}))
 
 
-@functools.lru_cache(maxsize=32)
 def trained(negatives=1, block_size=1, sigma=2.0, steps=3000, seed=0, points_per_step=384, lr=0.02) -> ContrastiveResult:
     """A contrastive representation of ``default_world(sigma, seed)`` (cached: the chapter's
     experiments and its widget share the runs). The batch holds ``batch_for(points_per_step)``
     tuples, so runs with different negatives or blocks see the same amount of data."""
+    return _trained(int(negatives), int(block_size), float(sigma), int(steps), int(seed), int(points_per_step),
+                    float(lr))
+
+
+@functools.lru_cache(maxsize=32)
+def _trained(negatives, block_size, sigma, steps, seed, points_per_step, lr):
     w = default_world(sigma, seed)
     return train_contrastive(w.train, w.rep_dim, negatives, steps, seed=seed, block_size=block_size, lr=lr,
                              batch_size=batch_for(points_per_step, negatives, block_size),
@@ -963,11 +977,15 @@ class ProbeTable:
     n_test: int
 
 
-def rotation_probes(images, labels, result, n_labels=(20, 100, 1000), seeds=(0, 1, 2), C=1.0) -> ProbeTable:
+def rotation_probes(images, labels, result, n_labels=(20, 100, 1000), seeds=(0, 1, 2), C=1.0,
+                    one_draw_from=500) -> ProbeTable:
     """Probe raw pixels and each layer of the trained and the initial rotation net.
 
     Labelled points are stratified draws from the images the pretext net trained on; the test
-    points are the held-out images (``result.test_index``), which the net never saw.
+    points are the held-out images (``result.test_index``), which the net never saw. The
+    accuracy is averaged over one labelled draw per seed, except that labelled sets of at
+    least ``one_draw_from`` points use only the first seed (they vary little between draws and
+    cost the most).
     """
     from sklearn.model_selection import train_test_split
 
@@ -984,12 +1002,13 @@ def rotation_probes(images, labels, result, n_labels=(20, 100, 1000), seeds=(0, 
             feats[f"{name} ({tag})"] = F
     acc = {name: np.zeros(len(n_labels)) for name in feats}
     for j, n in enumerate(n_labels):
-        for s in seeds:
+        draws = seeds[:1] if n >= one_draw_from else seeds
+        for s in draws:
             tr, _ = train_test_split(pool, train_size=int(n), stratify=y[pool], random_state=int(s))
             rows = np.concatenate([tr, test])
             for name, F in feats.items():
                 p = linear_probe(F[rows], y[rows], None, C=C, train_index=np.arange(len(tr)))
-                acc[name][j] += p.test_accuracy / len(seeds)
+                acc[name][j] += p.test_accuracy / len(draws)
     return ProbeTable(tuple(int(n) for n in n_labels), acc, result.test_accuracy, len(test))
 
 

@@ -35,6 +35,17 @@ def test_collision_probability_matches_sampling():
     assert ct.collision_probability(rho) == pytest.approx(np.mean(a == b), abs=4e-3)
 
 
+def test_collision_with_k_negatives_matches_sampling():
+    rho = np.array([0.5, 0.3, 0.2])
+    g = np.random.default_rng(1)
+    cp, cm = g.choice(3, 200_000, p=rho), g.choice(3, (200_000, 4), p=rho)
+    assert ct.collision_probability(rho, 4) == pytest.approx(np.mean((cm == cp[:, None]).any(1)), abs=4e-3)
+    assert ct.collision_probability([0, 1], 3) == 1.0
+    assert ct.collision_probability(rho, 2) == pytest.approx(sum(r * (1 - (1 - r) ** 2) for r in rho))
+    with pytest.raises(ValueError):
+        ct.collision_probability(rho, 0)
+
+
 @pytest.mark.parametrize("bad", [[], [[0.5, 0.5]], [-0.1, 1.1], [0, 0], [np.nan, 1]])
 def test_collision_probability_rejects_bad_rho(bad):
     with pytest.raises(ValueError):
