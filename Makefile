@@ -33,7 +33,7 @@ test: book
 ## The student edition: the same book with every exercise's solution removed (_build/student/html).
 student: $(STAMP)
 	@mkdir -p _build/student
-	@sed 's#^  config:#  config:\n    hide_solutions: true#' _config.yml > _build/student/_config.yml
+	@sed -e 's#^  config:#  config:\n    hide_solutions: true#' -e 's#: book/_ext#: $(CURDIR)/book/_ext#' _config.yml > _build/student/_config.yml
 	DLT_WIDGETS=static DLT_QUIET=1 $(VENV)/bin/jupyter-book build . --config _build/student/_config.yml --path-output _build/student -W -n --keep-going
 	@cp -r book/_static/. _build/student/_build/html/_static/
 	@echo "The student edition is at file://$(CURDIR)/_build/student/_build/html/index.html"
@@ -56,7 +56,7 @@ page: $(STAMP)
 	@test -n "$(CH)" || { echo "usage: make page CH=02_landscape"; exit 1; }
 	@mkdir -p _build/page-$(CH)
 	@printf 'format: jb-book\nroot: book/intro\nchapters:\n  - file: book/$(CH)\n' > _build/page-$(CH)/_toc.yml
-	@sed 's#_build/.jupyter_cache#_build/page-$(CH)/.jupyter_cache#' _config.yml > _build/page-$(CH)/_config.yml
+	@sed -e 's#_build/.jupyter_cache#_build/page-$(CH)/.jupyter_cache#' -e 's#: book/_ext#: $(CURDIR)/book/_ext#' _config.yml > _build/page-$(CH)/_config.yml
 	DLT_WIDGETS=static DLT_QUIET=1 $(VENV)/bin/jupyter-book build . --toc _build/page-$(CH)/_toc.yml --config _build/page-$(CH)/_config.yml --path-output _build/page-$(CH) -W -n --keep-going
 	@echo "The page is at file://$(CURDIR)/_build/page-$(CH)/_build/html/book/$(CH).html"
 

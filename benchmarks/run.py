@@ -78,6 +78,7 @@ def bench_build() -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         cfg = (ROOT / "_config.yml").read_text().replace("_build/.jupyter_cache", str(out / "cache"))
+        cfg = cfg.replace(": book/_ext", f": {ROOT / 'book' / '_ext'}")
         (out / "_config.yml").write_text(cfg)
         env = dict(os.environ, DLT_WIDGETS="static", DLT_QUIET="1")
         t0 = time.perf_counter()
