@@ -401,9 +401,20 @@ class RadialResult:
 
 
 def _velocity(r, sp, sm, act):
-    # one call for both class scales: q and q' at s_+ r and s_- r
-    qv, dq = _q_qprime(np.maximum(np.concatenate([sp * r, sm * r]), _TINY), *act)
+    # the fast path of the ODE (inputs already validated): q and q' at s_+ r and s_- r at once
+    t1, t2, s1, s2 = act
+    k = (s2 - s1) / (t2 - t1)
     n = r.size
+    a = np.empty(2 * n)
+    np.multiply(sp, r, out=a[:n])
+    np.multiply(sm, r, out=a[n:])
+    np.maximum(a, 1e-12, out=a)  # radii are lengths; at r -> 0 the limits below are reached anyway
+    u1 = np.clip(t1 / a, -_BIG, _BIG)
+    u2 = np.clip(t2 / a, -_BIG, _BIG)
+    p1 = np.exp(-0.5 * u1 * u1) / _SQRT2PI
+    p2 = np.exp(-0.5 * u2 * u2) / _SQRT2PI
+    qv = s1 + k * (a * (p1 - p2) - t1 * ndtr(-u1) + t2 * ndtr(-u2))
+    dq = k * (p1 - p2)
     mp, mm = qv[:n].mean(), qv[n:].mean()
     return sp * dq[:n] * (1.0 - mp) - sm * dq[n:] * (1.0 + mm)
 
@@ -422,6 +433,25 @@ def radial_velocity(r, delta=PAPER["delta"], knots=PAPER["knots"], levels=PAPER[
     return _velocity(r, 1.0 + delta, 1.0 - delta, act)
 
 
+def radial_potential(r, particles, delta=PAPER["delta"], knots=PAPER["knots"], levels=PAPER["levels"]):
+    """``Psi(r; rho)`` of the ``d -> infinity`` example, for ``rho`` the law of ``particles``.
+
+    ``Psi(r) = -1/2 q(s_+ r)(1 - m_+) + 1/2 q(s_- r)(1 + m_-)`` (``V`` plus the interaction with
+    ``rho``, up to a constant); the ODE is ``dr/dt = -2 dPsi/dr``. Global minimisers of the risk
+    put all their mass on the minimisers of ``Psi``; fixed points only on its critical points.
+    """
+    r = np.asarray(r, dtype=float)
+    p = np.asarray(particles, dtype=float).ravel()
+    if p.size < 1 or not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise ValueError("particles must be a non-empty array of finite, non-negative radii")
+    if not np.all(np.isfinite(r)):
+        raise ValueError("r must be finite")
+    delta = _check_delta(delta)
+    sp, sm = 1.0 + delta, 1.0 - delta
+    mp, mm = np.mean(q(sp * p, knots, levels)), np.mean(q(sm * p, knots, levels))
+    return -0.5 * q(sp * r, knots, levels) * (1.0 - mp) + 0.5 * q(sm * r, knots, levels) * (1.0 + mm)
+
+
 def _radial_risk(r, delta, knots, levels):
     sp, sm = 1.0 + delta, 1.0 - delta
     qp, qm = q(sp * r, knots, levels), q(sm * r, knots, levels)
@@ -433,7 +463,7 @@ def _radial_risk(r, delta, knots, levels):
 
 
 def radial_pde(r0, t, *, dt=0.02, times=None, delta=PAPER["delta"], knots=PAPER["knots"],
-               levels=PAPER["levels"]):
+               levels=PAPER["levels"], method="rk4", rtol=1e-6):
     """The ``d -> infinity`` distributional dynamics of the isotropic-Gaussians example.
 
     For rotation-invariant data the PDE of Mei, Montanari & Nguyen (2018) keeps a
@@ -463,6 +493,25 @@ def radial_pde(r0, t, *, dt=0.02, times=None, delta=PAPER["delta"], knots=PAPER[
         rec = np.unique(np.round(times / dt).astype(int)) if steps else np.zeros(1, int)
     act = _check_activation(knots, levels)
     f = functools.partial(_velocity, sp=1.0 + delta, sm=1.0 - delta, act=act)
+    if method not in ("rk4", "adaptive"):
+        raise ValueError(f"method must be 'rk4' or 'adaptive', got {method!r}")
+    if method == "adaptive":
+        from scipy.integrate import solve_ivp
+
+        if not (0 < rtol < 1):
+            raise ValueError(f"rtol must lie in (0, 1), got {rtol}")
+        t_eval = np.linspace(0, t, 21) if times is None else np.unique(np.clip(times, 0, t))
+        if t == 0:
+            snaps = np.tile(r, (len(t_eval), 1))
+            diverged = False
+        else:
+            sol = solve_ivp(lambda _t, y: f(np.abs(y)), (0.0, t), r, method="DOP853", t_eval=t_eval,
+                            rtol=rtol, atol=1e-10)
+            diverged = not sol.success or not np.all(np.isfinite(sol.y))
+            snaps = np.full((len(t_eval), r.size), np.nan)
+            snaps[: sol.y.shape[1]] = np.abs(sol.y.T)
+        mp, mm, risk, risk_n = _radial_risk(snaps, delta, knots, levels)
+        return RadialResult(t_eval, snaps, mp, mm, risk, risk_n, delta, diverged)
     snaps = np.full((len(rec), r.size), np.nan)
     ci, diverged = 0, False
     for step in range(steps + 1):
@@ -770,5 +819,5 @@ def particles_widget():
     return widgets.Spec(particles_state, plot_particles_state,
                         {"N": [50, 100, 200, 400, 800], "t": [0.0, 2.0, 5.0, 10.0, 20.0]},
                         title="Neurons as particles: SGD (lr = 0.01) against the radial ODE",
-                        default={"N": 200, "t": 10.0},
+                        default={"N": 100, "t": 10.0},
                         labels={"N": "neurons N", "t": "time t"})

@@ -260,3 +260,20 @@ def test_widget_state_and_plots():
     plotting.close(mf.plot_particles_state(st))
     with pytest.raises(ValueError):
         mf.particles_state(50, 30.0)
+
+
+def test_radial_potential_gradient_gives_the_velocity():
+    particles = np.array([0.1, 1.0, 3.0, 5.0])
+    r = np.linspace(0.2, 6, 9)
+    h = 1e-6
+    dpsi = (mf.radial_potential(r + h, particles) - mf.radial_potential(r - h, particles)) / (2 * h)
+    # the velocity of a particle at r inside this population: dr/dt = -2 dPsi/dr
+    sp, sm = 1.8, 0.2
+    mp, mm = mf.q(sp * particles).mean(), mf.q(sm * particles).mean()
+    vel = sp * mf.q_prime(sp * r) * (1 - mp) - sm * mf.q_prime(sm * r) * (1 + mm)
+    assert np.allclose(-2 * dpsi, vel, atol=1e-6)
+    assert np.allclose(mf.radial_velocity(particles), -2 * (mf.radial_potential(particles + h, particles)
+                                                             - mf.radial_potential(particles - h, particles)) / (2 * h),
+                       atol=1e-6)
+    with pytest.raises(ValueError):
+        mf.radial_potential(r, [])
