@@ -826,7 +826,6 @@ def widget_compute(method="gd", lr=0.01, steps=WIDGET_STEPS):
 
 def widget_plot(out):
     from matplotlib.figure import Figure
-
     from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
     res = out["result"]
