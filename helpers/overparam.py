@@ -245,7 +245,9 @@ def plot_wide_run(run: WideNetRun):
     """Residual norm vs kernel prediction (left) and histogram of per-neuron movement (right)."""
     from helpers import plotting
 
-    fig, (ax1, ax2) = plotting.subplots(1, 2, width=9.0, height=3.2)
+    # fixed margins instead of constrained layout: the widget redraws this on every move
+    fig, (ax1, ax2) = plotting.subplots(1, 2, width=9.0, height=3.2, layout=None)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.9, wspace=0.25)
     if run.diverged:
         plotting.message_axes(ax1, f"diverged at step {run.diverged_at}")
         plotting.message_axes(ax2, "no movement to show")
