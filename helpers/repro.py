@@ -120,6 +120,17 @@ def seed_everything(seed: int = 0, use_torch: bool | None = None) -> None:
         torch.manual_seed(seed)
 
 
+def _inline_figures() -> None:
+    """In a notebook, show figures inline, also bare ``Figure`` objects returned by a cell."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        shell.run_line_magic("matplotlib", "inline")
+
+
 def setup(seed: int = 0, threads: int = 1, use_torch: bool | None = None, style: bool = True) -> Config:
     """Seed, pin threads, set the plotting style; return the :class:`Config`.
 
@@ -136,5 +147,6 @@ def setup(seed: int = 0, threads: int = 1, use_torch: bool | None = None, style:
     if style:
         from helpers import plotting
 
+        _inline_figures()  # first: the inline backend applies its own rc settings
         plotting.use_style()
     return Config(seed=int(seed), scale=scale(), device=device(use_torch), threads=threads)
