@@ -29,7 +29,7 @@ __all__ = [
     "classify", "gd", "perturbed_gd", "escape_steps", "predicted_escape_steps",
     "scalar_linear_net_hessian",
     "random_psd", "matrix_factorization_gd", "matrix_completion_gd", "completion_instance",
-    "completion_hessian", "completion_sweep",
+    "completion_hessian", "completion_sweep", "inspect_completion_failures",
     "relu_kernel", "teacher_student_loss", "teacher_student_grad", "teacher_student_relu",
     "teacher_student_hessian",
     "tensor_power_ascent", "tensor_overlap_sweep",
@@ -594,6 +594,42 @@ def completion_sweep(d: int, rank: int, ps, seeds, lr: float = 0.05, steps: int 
         S = mask * (res.X @ np.swapaxes(res.X, 1, 2)) - M * mask
         gn[a] = np.linalg.norm((2.0 / p) * (S @ res.X), axis=(1, 2))
     return CompletionSweep(ps, seeds, rel, obs, gn, success_tol, d, rank, steps, lr, Xs, spectrum)
+
+
+@dataclass
+class CompletionFailure:
+    """One failed completion run, inspected: is it a spurious local minimum?"""
+
+    p: float
+    seed: int
+    n_observed: int        # distinct observed entries (i <= j)
+    obs_loss: float        # loss on the observed entries at the end
+    grad_norm: float
+    min_hess_eig: float    # smallest Hessian eigenvalue (NaN when not computed)
+
+    def looks_spurious(self, dof: int, grad_tol: float = 1e-6, eig_tol: float = 1e-6) -> bool:
+        """Enough data, (numerically) zero gradient and no negative curvature."""
+        return (self.n_observed > dof and self.grad_norm < grad_tol
+                and not math.isnan(self.min_hess_eig) and self.min_hess_eig > -eig_tol)
+
+
+def inspect_completion_failures(sweep: CompletionSweep) -> list:
+    """For every failed run of a :func:`completion_sweep`: observed entries, final loss on Omega,
+    gradient norm and (when there are more observations than the d r - r(r-1)/2 degrees of
+    freedom) the smallest eigenvalue of the Hessian of the completion objective."""
+    d, r = sweep.d, sweep.rank
+    dof = d * r - r * (r - 1) // 2
+    out = []
+    for a, b in zip(*np.nonzero(sweep.rel_error >= sweep.success_tol)):
+        p = float(sweep.ps[a])
+        M, mask = sweep.instance(a, b)
+        n_obs = int(np.triu(mask).sum())
+        lam = float("nan")
+        if n_obs > dof:  # below the degrees of freedom the data cannot determine M anyway
+            lam = float(np.linalg.eigvalsh(completion_hessian(sweep.X[a, b], M * mask, mask, p=p))[0])
+        out.append(CompletionFailure(p, sweep.seeds[b], n_obs, float(sweep.obs_loss[a, b]),
+                                     float(sweep.grad_norm[a, b]), lam))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

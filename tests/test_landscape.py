@@ -428,3 +428,26 @@ def test_widget_start_on_axis_shows_saddle_vs_escape():
     t = time.perf_counter()
     L.saddle_widget_plot(res)
     assert time.perf_counter() - t < 2
+
+
+def test_completion_sweep_and_failure_inspection():
+    sw = L.completion_sweep(20, 2, [0.08, 0.25, 0.9], seeds=[0, 1, 2], lr=0.05, steps=300)
+    assert sw.rel_error.shape == (3, 3) and sw.X.shape == (3, 3, 20, 2)
+    assert sw.successes[2] == 3  # nearly full observation: recovered
+    assert sw.successes[1] < 3  # some failures above the degrees of freedom: the Hessian path is tested
+    fails = L.inspect_completion_failures(sw)
+    assert len(fails) == int(np.sum(sw.rel_error >= sw.success_tol))
+    dof = 20 * 2 - 1
+    for f in fails:
+        a = list(np.round(sw.ps, 12)).index(round(f.p, 12))
+        b = sw.seeds.index(f.seed)
+        M, mask = sw.instance(a, b)
+        assert f.n_observed == np.count_nonzero(np.triu(mask))
+        U = sw.X[a, b]
+        grad = approx_fprime(U.ravel(), lambda u: completion_loss(u.reshape(20, 2), M, mask, f.p), 1e-7)
+        assert f.grad_norm == pytest.approx(np.linalg.norm(grad), rel=1e-3, abs=1e-6)
+        if f.n_observed > dof:
+            H = L.completion_hessian(U, M * mask, mask, p=f.p)
+            assert f.min_hess_eig == pytest.approx(scipy.linalg.eigvalsh(H)[0], abs=1e-10)
+        else:
+            assert math.isnan(f.min_hess_eig) and not f.looks_spurious(dof)
