@@ -93,7 +93,13 @@ def device(use_torch: bool | None = None) -> str:
 
 
 def set_threads(n: int = 1, use_torch: bool | None = None) -> None:
-    """Pin BLAS (and torch) to ``n`` threads."""
+    """Pin BLAS (and torch) to ``n`` threads.
+
+    threadpoolctl limits the BLAS libraries already loaded (numpy's); the environment
+    variables reach those loaded later, e.g. the OpenBLAS that scipy brings on first import.
+    """
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
     try:
         from threadpoolctl import threadpool_limits
 
