@@ -1188,6 +1188,7 @@ class BasinResult:
     w_global: float
     w_local: float
     t_end: float
+    barrier: float = float("nan")  # loss at the ridge between the two minima minus loss at the local one
 
 
 def basin_experiment(betas=(4.0, 8.0), lr=0.02, steps=10000, n_seeds=64, batch=8, reg=0.1, seed=0) -> BasinResult:
@@ -1210,6 +1211,8 @@ def basin_experiment(betas=(4.0, 8.0), lr=0.02, steps=10000, n_seeds=64, batch=8
         mass[b] = float(_trapz(dens * (lab(w) == glob), w))
     others = [i for i in range(len(mins)) if i != glob]
     local = others[int(np.argmin(loss[mins][others]))] if others else glob
+    lo, hi = sorted((w[mins][local], w[mins][glob]))
+    ridge = float(loss[(w >= lo) & (w <= hi)].max())
     return BasinResult(prob, w, loss, w0, sgd_run.x, w_sgld, float(np.mean(lab(w0) == glob)),
                        float(np.mean(lab(sgd_run.x) == glob)), frac, mass, float(w[mins][glob]),
-                       float(w[mins][local]), steps * lr)
+                       float(w[mins][local]), steps * lr, ridge - float(loss[mins][local]))
