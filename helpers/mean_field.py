@@ -817,7 +817,7 @@ def plot_particles_state(state):
 def particles_widget():
     """N and t sliders over the neurons' radii (SGD vs the radial ODE) and the risk curve."""
     return widgets.Spec(particles_state, plot_particles_state,
-                        {"N": [50, 100, 200, 400, 800], "t": [0.0, 2.0, 5.0, 10.0, 20.0]},
+                        {"N": [25, 50, 100, 200, 400], "t": [0.0, 2.0, 5.0, 10.0, 20.0]},
                         title="Neurons as particles: SGD (lr = 0.01) against the radial ODE",
                         default={"N": 100, "t": 10.0},
                         labels={"N": "neurons N", "t": "time t"})
