@@ -22,8 +22,8 @@ maps an array of points ``(n_chains, d)`` to an array of the same shape.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -260,7 +260,9 @@ def _grid_1d(name, g):
 
 
 def _trapz(y, x, axis=-1):
-    return np.trapezoid(y, x, axis=axis) if hasattr(np, "trapezoid") else np.trapz(y, x, axis=axis)
+    from scipy.integrate import trapezoid
+
+    return trapezoid(y, x, axis=axis)
 
 
 def gibbs_density(f: Callable, beta: float, grid):
@@ -665,6 +667,20 @@ def ula_stationary_covariance(H, beta: float, eta: float, noise_scale: float = 0
 # SGLD
 
 
+def _n_required_args(fn) -> int:
+    """Number of required positional parameters of ``fn`` (2 when it cannot be inspected)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 2
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in params):
+        return 2
+    return sum(1 for p in params if p.kind in kinds and p.default is inspect.Parameter.empty)
+
+
 @dataclass
 class SGLDResult:
     """Final iterate ``x``, recorded iterates ``path`` (n_saved, *x0.shape) at ``steps_saved``,
@@ -683,7 +699,7 @@ def sgld(loss_grad_minibatch: Callable, x0, lr: float, beta: float, steps: int, 
 
     x_{k+1} = x_k - lr * g_k + sqrt(2 lr / beta) * xi_k, where g_k = loss_grad_minibatch(x_k, rng)
     is a stochastic gradient (the function draws its minibatch from the numpy Generator it
-    receives) and xi_k ~ N(0, I).  ``beta=np.inf`` is plain SGD.  ``x0`` may hold many
+    receives; a function of x alone is also accepted) and xi_k ~ N(0, I).  ``beta=np.inf`` is plain SGD.  ``x0`` may hold many
     independent chains (e.g. shape (n_chains, d)) if the gradient function handles them.
     """
     lr = _positive("lr", lr)
@@ -695,6 +711,11 @@ def sgld(loss_grad_minibatch: Callable, x0, lr: float, beta: float, steps: int, 
     x = np.array(x0, dtype=float)
     if not np.all(np.isfinite(x)):
         raise ValueError("x0 must be finite")
+    if not callable(loss_grad_minibatch):
+        raise ValueError("loss_grad_minibatch must be a callable (x, rng) -> stochastic gradient")
+    if _n_required_args(loss_grad_minibatch) == 1:  # a function of x alone draws its own randomness
+        one_arg = loss_grad_minibatch
+        loss_grad_minibatch = lambda x, g: one_arg(x)  # noqa: E731
     sigma = 0.0 if math.isinf(beta) else math.sqrt(2 * lr / beta)
     saved = np.arange(0, steps + 1, record_every)
     path = np.full((len(saved), *x.shape), np.nan)

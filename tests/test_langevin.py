@@ -341,6 +341,12 @@ def test_sgld_infinite_beta_is_gradient_descent():
     assert not r.diverged
 
 
+def test_sgld_accepts_a_gradient_of_x_alone():
+    r1 = L.sgld(lambda x: 2 * x, np.ones(3), 0.1, 5.0, 20, seed=7)
+    r2 = L.sgld(lambda x, gen: 2 * x, np.ones(3), 0.1, 5.0, 20, seed=7)
+    assert np.array_equal(r1.x, r2.x)
+
+
 def test_sgld_divergence_and_validation():
     r = L.sgld(lambda x, gen: x**3, np.array([5.0]), 1.0, np.inf, 200, seed=0)
     assert r.diverged and r.diverged_at > 0
