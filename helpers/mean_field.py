@@ -532,11 +532,6 @@ def radial_pde(r0, t, *, dt=0.02, times=None, delta=PAPER["delta"], knots=PAPER[
     return RadialResult(rec * dt, snaps, mp, mm, risk, risk_n, delta, diverged)
 
 
-def fixed_point_single_radius(r_start, *, t=200.0, dt=0.01, **kw):
-    """Where a distribution concentrated at one radius ends up: ``radial_pde([r_start], t)``."""
-    return radial_pde(np.array([float(r_start)]), t, dt=dt, **kw)
-
-
 # --------------------------------------------------------------------------- fluctuations
 @dataclass
 class FluctuationResult:

@@ -277,3 +277,15 @@ def test_radial_potential_gradient_gives_the_velocity():
                        atol=1e-6)
     with pytest.raises(ValueError):
         mf.radial_potential(r, [])
+
+
+def test_radial_pde_adaptive_matches_rk4_and_validates_method():
+    r0 = mf.quantile_radii(50)
+    a = mf.radial_pde(r0, 15.0, dt=0.01, times=[0.0, 5.0, 15.0])
+    b = mf.radial_pde(r0, 15.0, method="adaptive", rtol=1e-9, times=[0.0, 5.0, 15.0])
+    assert np.allclose(a.radii, b.radii, atol=1e-5)
+    assert np.allclose(a.risk, b.risk, atol=1e-7)
+    with pytest.raises(ValueError, match="method"):
+        mf.radial_pde(r0, 1.0, method="euler")
+    with pytest.raises(ValueError, match="rtol"):
+        mf.radial_pde(r0, 1.0, method="adaptive", rtol=0.0)
