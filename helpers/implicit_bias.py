@@ -896,3 +896,289 @@ def plot_sparse_recovery(truth, solutions: dict, alphas, kl_to_l1, eg_to_l1=None
     ax2.set_ylabel(r"rel. distance to min-$\ell_1$")
     ax2.legend(fontsize=8)
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 8 (Gunasekar): Fourier-l1 margins, factorized matrix sensing, margins of other geometries.
+# ---------------------------------------------------------------------------------------------
+
+
+def fourier_l1_norm(beta):
+    """``||F beta||_1``: the sum of the moduli of the unitary DFT of ``beta`` (``F^H F = I``)."""
+    beta = np.asarray(beta, dtype=float)
+    if beta.ndim != 1 or beta.size == 0:
+        raise ValueError(f"beta must be a non-empty vector, got shape {beta.shape}")
+    return float(np.abs(np.fft.fft(beta)).sum() / np.sqrt(beta.size))
+
+
+def fourier_l1_max_margin(X, y):
+    """``argmin ||F beta||_1  s.t.  y_n <x_n, beta> >= 1`` with the unitary DFT ``F``.
+
+    The predictor that gradient descent on a depth-2 full-width linear convnet converges to in
+    direction (Gunasekar, Lee, Soudry & Srebro 2018, NeurIPS). ``F beta`` is complex, so the
+    objective is a sum of 2-norms of (real, imaginary) pairs: a second-order cone program,
+    solved with cvxpy (Clarabel). Raises ``ValueError`` when the data are not separable by a
+    hyperplane through the origin.
+    """
+    import cvxpy as cp
+
+    X, y = _check_labelled_data(X, y)
+    n, D = X.shape
+    k = np.arange(D)
+    angle = 2 * np.pi * np.outer(k, k) / D
+    C, S = np.cos(angle) / np.sqrt(D), -np.sin(angle) / np.sqrt(D)
+    Z = y[:, None] * X
+    scale = float(np.abs(Z).max())  # margins of O(1) keep the solver's tolerances meaningful
+    beta = cp.Variable(D)
+    objective = cp.Minimize(cp.sum(cp.norm(cp.vstack([C @ beta, S @ beta]), 2, axis=0)))
+    problem = cp.Problem(objective, [(Z / scale) @ beta >= 1])
+    problem.solve(solver="CLARABEL")
+    if problem.status not in ("optimal", "optimal_inaccurate") or beta.value is None:
+        raise ValueError(f"the data are not separable through the origin (solver status {problem.status!r})")
+    return np.asarray(beta.value, dtype=float) / scale
+
+
+def max_l1_margin(X, y):
+    """``(w, gamma)``: ``argmax_{||w||_1 <= 1} min_n y_n <x_n, w>`` and its margin, by linprog (HiGHS).
+
+    The direction steepest descent in the l1 norm (coordinate descent) converges to on the
+    exponential loss (Gunasekar, Lee, Soudry & Srebro 2018, ICML). ``w = u - v`` with
+    ``u, v >= 0``; variables ``(u, v, gamma)``, maximise ``gamma``.
+    """
+    from scipy.optimize import linprog
+
+    X, y = _check_labelled_data(X, y)
+    Z = y[:, None] * X
+    n, d = Z.shape
+    c = np.zeros(2 * d + 1)
+    c[-1] = -1.0
+    A_ub = np.vstack([np.hstack([-Z, Z, np.ones((n, 1))]), np.concatenate([np.ones(2 * d), [0.0]])[None, :]])
+    b_ub = np.concatenate([np.zeros(n), [1.0]])
+    res = linprog(c, A_ub=A_ub, b_ub=b_ub, bounds=[(0, None)] * (2 * d) + [(None, None)], method="highs")
+    if res.status != 0 or not -res.fun > 0:
+        raise ValueError("the data are not separable through the origin: the best l1 margin is not positive")
+    w = res.x[:d] - res.x[d:2 * d]
+    return w, float(-res.fun)
+
+
+@dataclass
+class MarginPath:
+    """A run of a first-order method on the exponential loss of a linear predictor.
+
+    ``steps`` checkpoints; ``w`` (k x d) iterates; ``loss`` the average exponential loss (may
+    underflow to 0 late in a run); ``margin`` the margin ``min_n y_n <x_n, w> / ||w||`` in the
+    run's norm (``norm``: 2 or 1); ``gamma`` the best margin in that norm and ``gap`` =
+    ``gamma - margin``. ``diverged_at``: first checkpoint with non-finite iterates, else None.
+    """
+
+    steps: np.ndarray
+    w: np.ndarray
+    loss: np.ndarray
+    margin: np.ndarray
+    gap: np.ndarray
+    gamma: float
+    norm: int
+    lr: float
+    normalized: bool
+    diverged_at: "int | None" = None
+
+
+def _exp_margin_descent(X, y, steps, lr, normalized, geometry, record):
+    from scipy.special import logsumexp, softmax
+
+    X, y = _check_labelled_data(X, y)
+    lr = _check_lr(lr)
+    if isinstance(steps, bool) or int(steps) != steps or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    Z = y[:, None] * X
+    n, d = Z.shape
+    if geometry == 2:
+        gamma = max_margin_direction(X, y, return_margin=True)[1]
+    else:
+        gamma = max_l1_margin(X, y)[1]
+    checkpoints = log_checkpoints(int(steps), record)
+    w = np.zeros(d)
+    out_w, out_loss = [], []
+    diverged_at, t = None, 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for c in checkpoints:
+            while t < c:
+                m = Z @ w
+                if normalized:
+                    # grad L / L = -sum_i softmax(-m)_i z_i, computed stably at any loss level
+                    direction = Z.T @ softmax(-m)
+                else:
+                    direction = Z.T @ np.exp(-m) / n
+                if geometry == 2:
+                    w = w + lr * direction
+                else:
+                    # steepest descent in l1: move the coordinate of largest |gradient| by
+                    # lr * ||gradient||_inf (the dual-norm scaling): coordinate descent
+                    j = int(np.argmax(np.abs(direction)))
+                    w[j] += lr * direction[j]
+                t += 1
+            m = Z @ w
+            if not np.all(np.isfinite(w)):
+                diverged_at = int(t)
+                break
+            out_w.append(w.copy())
+            out_loss.append(float(np.exp(logsumexp(-m) - np.log(n))))
+    W = np.array(out_w).reshape(-1, d)
+    norms = np.linalg.norm(W, ord=geometry, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        margin = np.where(norms > 0, (W @ Z.T).min(axis=1) / np.where(norms > 0, norms, 1.0), np.nan)
+    return MarginPath(steps=checkpoints[: len(W)], w=W, loss=np.array(out_loss), margin=margin, gap=gamma - margin,
+                      gamma=float(gamma), norm=geometry, lr=lr, normalized=bool(normalized), diverged_at=diverged_at)
+
+
+def normalized_gd_margin(X, y, steps, lr=1.0, normalized=True, record=40):
+    """Gradient descent on the exponential loss of a linear predictor, fixed or loss-normalized steps.
+
+    ``normalized=True`` uses ``eta_t = lr / L(w_t)`` (Nacson, Lee, Gunasekar, Savarese, Srebro &
+    Soudry 2019): the step grows as the loss vanishes, ``||w_t||`` grows linearly and the
+    margin gap closes like ``log(t) / t`` instead of ``1 / log t`` for a fixed step
+    (``normalized=False``: ``w <- w - lr grad L(w)``, ``L`` the average loss). The normalized
+    update is computed as a softmax so it stays finite when ``L`` underflows.
+    Returns a :class:`MarginPath` with the l2 margin and its gap to the SVM margin.
+    """
+    return _exp_margin_descent(X, y, steps, lr, normalized, 2, record)
+
+
+def coordinate_descent_margin(X, y, steps, lr=0.5, normalized=True, record=40):
+    """Steepest descent in the l1 norm (greedy coordinate descent) on the exponential loss.
+
+    Each step changes the single coordinate with the largest partial derivative, by
+    ``lr * ||grad||_inf`` (with ``grad`` divided by the loss if ``normalized``): AdaBoost-like
+    updates. Gunasekar, Lee, Soudry & Srebro (2018, ICML) show the direction tends to the
+    max-l1-margin predictor (:func:`max_l1_margin`) for small enough steps. Returns a
+    :class:`MarginPath` with the l1 margin ``min_n y_n <x_n, w> / ||w||_1`` and its gap.
+    """
+    return _exp_margin_descent(X, y, steps, lr, normalized, 1, record)
+
+
+def _check_sensing(A, b):
+    A = np.asarray(A, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if A.ndim != 3 or A.shape[1] != A.shape[2] or A.shape[0] < 1 or A.shape[1] < 1:
+        raise ValueError(f"A must be an array of m square measurement matrices, shape (m, n, n); got {A.shape}")
+    if b.shape != (A.shape[0],):
+        raise ValueError(f"b must have one entry per measurement matrix ({A.shape[0]},), got {b.shape}")
+    if not (np.all(np.isfinite(A)) and np.all(np.isfinite(b))):
+        raise ValueError("A and b must be finite")
+    # <A, X> for symmetric X only sees the symmetric part of A
+    return 0.5 * (A + A.transpose(0, 2, 1)), b
+
+
+@dataclass
+class SensingResult:
+    """GD on a factorized matrix-sensing loss: ``X = U U^T`` at the end, ``loss`` per recorded
+    step (entry 0 is the start), ``steps`` run, ``converged`` (loss below ``tol``), ``diverged``."""
+
+    X: np.ndarray
+    U: np.ndarray
+    loss: np.ndarray
+    steps: int
+    converged: bool
+    diverged: bool
+
+
+def factorized_sensing_gd(A, b, init_scale, lr, steps, U0=None, tol=1e-14, record_every=100):
+    """Gradient descent on ``f(U) = sum_i (<A_i, U U^T> - b_i)^2 / (2 m)`` with ``U`` full (n x n).
+
+    Gunasekar, Woodworth, Bhojanapalli, Neyshabur & Srebro (2017): starting from
+    ``U0 = init_scale * I`` (or ``init_scale * U0`` for a given ``U0``) with a small scale, the
+    factorized iterates tend to the minimum-nuclear-norm PSD solution when the ``A_i`` commute
+    (they prove it; :func:`min_nuclear_norm` is the reference) and for RIP measurements with a
+    low-rank truth (Li, Ma & Zhang 2018); in general they need not (Arora et al. 2019; Li, Luo &
+    Lyu 2021). Stops when the loss is below ``tol``; divergence is reported, never raised.
+    """
+    A, b = _check_sensing(A, b)
+    m, n, _ = A.shape
+    if not (np.isscalar(init_scale) and np.isfinite(init_scale) and init_scale > 0):
+        raise ValueError(f"init_scale must be a positive finite number, got {init_scale!r}")
+    lr = _check_lr(lr)
+    steps = _check_steps(steps)
+    record_every = _check_record_every(record_every)
+    U = init_scale * (np.eye(n) if U0 is None else np.asarray(U0, dtype=float))
+    if U.shape != (n, n) or not np.all(np.isfinite(U)):
+        raise ValueError(f"U0 must be a finite ({n}, {n}) array")
+    Aflat = A.reshape(m, n * n)
+    r = Aflat @ (U @ U.T).ravel() - b
+    losses = [float(r @ r) / (2 * m)]
+    converged = diverged = False
+    k = 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(1, steps + 1):
+            G = (r @ Aflat).reshape(n, n)
+            U = U - lr * (2.0 / m) * (G @ U)
+            r = Aflat @ (U @ U.T).ravel() - b
+            loss = float(r @ r) / (2 * m)
+            if not np.isfinite(loss) or loss > 1e12 * (losses[0] + 1.0):
+                diverged = True
+                losses.append(float("inf"))
+                break
+            if k % record_every == 0:
+                losses.append(loss)
+            if loss < tol:
+                converged = True
+                losses.append(loss)
+                break
+    return SensingResult(X=U @ U.T, U=U, loss=np.asarray(losses), steps=k, converged=converged, diverged=diverged)
+
+
+def min_nuclear_norm(A, b):
+    """``argmin tr(X)  s.t.  X PSD, <A_i, X> = b_i``: the minimum-nuclear-norm PSD solution (cvxpy SDP).
+
+    On PSD matrices the nuclear norm is the trace. The minimiser need not be unique (only the
+    value is); this returns the solver's. Raises ``ValueError`` when no PSD solution exists.
+    """
+    import cvxpy as cp
+
+    A, b = _check_sensing(A, b)
+    m, n, _ = A.shape
+    X = cp.Variable((n, n), PSD=True)
+    constraints = [cp.trace(A[i] @ X) == b[i] for i in range(m)]
+    problem = cp.Problem(cp.Minimize(cp.trace(X)), constraints)
+    problem.solve(solver="CLARABEL")
+    if problem.status not in ("optimal", "optimal_inaccurate") or X.value is None:
+        raise ValueError(f"no PSD matrix satisfies the measurements (solver status {problem.status!r})")
+    Xv = np.asarray(X.value, dtype=float)
+    return 0.5 * (Xv + Xv.T)
+
+
+def commuting_sensing(n, m, seed=0):
+    """Commuting measurements ``A_i = Q diag(d_i) Q^T`` (one random orthogonal ``Q``, Gaussian ``d_i``)
+    of a PSD truth ``Q diag(x) Q^T`` with ``x`` uniform in [0, 1]. Returns ``(A, b, truth, Q, Dg)``.
+
+    In the common eigenbasis the problem is the non-negative vector problem ``Dg x = b``; the
+    minimum-trace PSD solutions share the diagonal of the minimum-l1 non-negative solution.
+    """
+    from scipy.stats import ortho_group
+
+    if int(n) != n or int(m) != m or n < 2 or m < 1:
+        raise ValueError(f"n >= 2 and m >= 1 must be integers, got n={n!r}, m={m!r}")
+    rng = np.random.default_rng(seed)
+    Q = ortho_group.rvs(int(n), random_state=rng)
+    Dg = rng.standard_normal((int(m), int(n)))
+    x = rng.uniform(size=int(n))
+    A = np.einsum("ij,kj,lj->kil", Q, Dg, Q)
+    return A, Dg @ x, Q @ np.diag(x) @ Q.T, Q, Dg
+
+
+def gaussian_sensing(n, m, seed=0):
+    """Symmetric Gaussian measurements of a rank-one PSD truth ``u u^T / ||u||^2``: ``(A, b, truth)``."""
+    if int(n) != n or int(m) != m or n < 1 or m < 1:
+        raise ValueError(f"n and m must be positive integers, got n={n!r}, m={m!r}")
+    rng = np.random.default_rng(seed)
+    G = rng.standard_normal((int(m), int(n), int(n)))
+    A = 0.5 * (G + G.transpose(0, 2, 1))
+    u = rng.standard_normal(int(n))
+    truth = np.outer(u, u) / (u @ u)
+    return A, np.einsum("kij,ij->k", A, truth), truth
+
+
+def sensing_lr(A, fraction=0.2):
+    """A safe step for :func:`factorized_sensing_gd` near ``||X|| ~ 1``: ``fraction * m / ||A||_op^2``."""
+    A, _ = _check_sensing(A, np.zeros(np.shape(A)[0]))
+    m = A.shape[0]
+    return float(fraction * m / np.linalg.norm(A.reshape(m, -1), 2) ** 2)

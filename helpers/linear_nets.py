@@ -476,3 +476,289 @@ def deep_linear_widget():
         title="Deep linear network on two blobs: the product's decision line over training",
         labels={"separation": "blob separation", "depth": "depth L"},
     )
+
+
+# ----------------------------------------------------------------------------- chapter 8: convnets
+# Gunasekar, Lee, Soudry & Srebro (2018, NeurIPS): a full-width circular linear convnet. With the
+# unitary DFT F, the end-to-end predictor satisfies F beta = (F w_1) * ... * (F w_L) entrywise, so
+# in the Fourier domain the network is a *diagonal* linear network with complex weights.
+def unitary_dft(D):
+    """The unitary DFT matrix ``F[k, j] = exp(-2 pi i k j / D) / sqrt(D)`` (``F^H F = I``)."""
+    if int(D) != D or D < 1:
+        raise ValueError(f"D must be a positive integer, got {D!r}")
+    k = np.arange(int(D))
+    return np.exp(-2j * np.pi * np.outer(k, k) / int(D)) / np.sqrt(int(D))
+
+
+def fourier_magnitudes(beta):
+    """``|F beta|``: the moduli of the unitary DFT of a real vector (or of each row of a 2-D array)."""
+    beta = np.asarray(beta, dtype=float)
+    if beta.ndim not in (1, 2) or beta.shape[-1] < 1:
+        raise ValueError(f"beta must be a non-empty vector or 2-D array of vectors, got shape {beta.shape}")
+    return np.abs(np.fft.fft(beta, axis=-1)) / np.sqrt(beta.shape[-1])
+
+
+def circular_conv_net(filters):
+    """End-to-end predictor of a full-width circular linear convnet with filters ``w_1, ..., w_L``.
+
+    ``beta = D^{-(L-1)/2} w_1 (*) w_2 (*) ... (*) w_L`` with ``(a (*) b)[k] = sum_j a[j] b[(k - j) mod D]``;
+    the scale makes ``F beta`` the entrywise product of the ``F w_l`` (``F`` unitary).
+    """
+    filters = [np.asarray(w, dtype=float).reshape(-1) for w in filters]
+    if not filters:
+        raise ValueError("give at least one filter")
+    D = filters[0].size
+    if any(w.size != D for w in filters):
+        raise ValueError("all filters must have the same length D (full-width convolutions)")
+    prod = np.prod([np.fft.fft(w) for w in filters], axis=0)
+    return np.real(np.fft.ifft(prod)) * D ** (-(len(filters) - 1) / 2)
+
+
+def _conv_parametrization(D):
+    F = unitary_dft(D)
+    FH = F.conj().T
+
+    def forward(params):
+        hat = np.prod([F @ w for w in params], axis=0)
+        return np.real(FH @ hat)
+
+    def backward(params, g):
+        # <g, beta> = Re sum_j conj(g_hat_j) prod_l w_hat_lj, so the gradient in the (real)
+        # filter w_k is Re F^H (conj(r_hat) * g_hat), r_hat the product over the other layers.
+        hats = [F @ w for w in params]
+        g_hat = F @ g
+        grads = []
+        for k in range(len(params)):
+            r = np.ones(D, dtype=complex)
+            for l, h in enumerate(hats):
+                if l != k:
+                    r = r * h
+            grads.append(np.real(FH @ (np.conj(r) * g_hat)))
+        return grads
+
+    return forward, backward
+
+
+def _check_depth(depth):
+    if isinstance(depth, bool) or int(depth) != depth or depth < 1:
+        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+    return int(depth)
+
+
+def _check_scale(init_scale):
+    if not (np.isscalar(init_scale) and np.isfinite(init_scale) and init_scale > 0):
+        raise ValueError(f"init_scale must be a positive finite number, got {init_scale!r}")
+    return float(init_scale)
+
+
+def linear_convnet_gd(X, y, depth, lr, steps, seed=0, normalized=True, init_scale=0.1, loss="exp",
+                      record=40, svm="auto", loss_floor=1e-150) -> LinearNetPath:
+    """Gradient descent on a full-width circular linear convnet (Gunasekar et al. 2018, NeurIPS).
+
+    The network maps ``x`` to ``<x, beta>`` with ``beta = D^{-(L-1)/2} w_1 (*) ... (*) w_L``
+    (:func:`circular_conv_net`): ``depth`` = L filters, each of the input's length D, entries
+    i.i.d. ``N(0, init_scale^2 / D)`` from ``seed``. The loss is ``loss`` (``"exp"`` by default,
+    as in the paper's theorem, or ``"logistic"``) averaged over the examples; ``normalized=True``
+    divides each step by the current loss (Nacson et al. 2019), which speeds up the slow
+    logarithmic convergence in direction. On separable data the direction of ``beta`` tends to a
+    first-order stationary point of ``min ||F beta||_{2/L} s.t. y_n <x_n, beta> >= 1`` (for
+    L = 2 the convex Fourier-l1 max margin, :func:`helpers.implicit_bias.fourier_l1_max_margin`).
+    ``normalized=True`` uses the step ``lr / (L(w_t) rho_t^{2(L-1)})`` with ``rho_t^2`` the mean
+    squared filter norm (see :func:`_homogeneous_normalization`); ``False`` a fixed step ``lr``.
+    ``depth=1`` is plain gradient descent on a linear predictor. Returns a
+    :class:`LinearNetPath` (``layers`` are the filters, ``beta`` the predictor at checkpoints).
+
+    ``loss_floor``: training stops at the first checkpoint whose loss is below it (the run's
+    ``steps`` then end early). Loss-normalized steps drive the exponential loss to zero
+    geometrically; stopping before it underflows keeps ``lr / loss`` finite, and at a loss of
+    ``1e-150`` the normalized margin is already within ``log(n) / 345`` of its limit value.
+    """
+    X, y = _check_labelled_data(X, y)
+    depth = _check_depth(depth)
+    init_scale = _check_scale(init_scale)
+    D = X.shape[1]
+    rng = np.random.default_rng(seed)
+    filters = [init_scale * rng.standard_normal(D) / np.sqrt(D) for _ in range(depth)]
+    forward, backward = _conv_parametrization(D)
+    if normalized:
+        backward = _homogeneous_normalization(backward, depth)
+    return _train_until(X, y, filters, forward, backward, lr, steps, record, loss, normalized, svm, loss_floor)
+
+
+def _homogeneous_normalization(backward, depth):
+    """Scale a backward function by ``max(rho^2, 1)^{-(L-1)}``, ``rho^2`` the mean squared layer norm.
+
+    With loss-normalized steps this gives ``eta_t = lr / (L(w_t) rho_t^{2(L-1)})``: for a model
+    of degree L in its layers, the end-to-end predictor then moves at the pace of normalized GD
+    on a linear model (the gradient in the layers carries ``rho^{L-1}`` and so does the map from
+    layers to predictor), instead of growing exponentially (L = 2) or stalling. L = 1 is unchanged.
+    """
+    if depth == 1:
+        return backward
+
+    def scaled(params, g):
+        rho2 = np.mean([float(np.sum(p * p)) for p in params])
+        factor = max(rho2, 1.0) ** (-(depth - 1))  # plain lr / L(w) while the layers are small
+        return [factor * gp for gp in backward(params, g)]
+
+    return scaled
+
+
+def _train_until(X, y, params, forward, backward, lr, steps, record, loss, normalized, svm, loss_floor):
+    """:func:`train_linear_parametrization` run checkpoint to checkpoint, stopping once the loss
+    is below ``loss_floor`` (so that loss-normalized steps never divide by an underflowed loss)."""
+    X, y = _check_labelled_data(X, y)
+    if not (np.isscalar(loss_floor) and 0 <= loss_floor < 1):
+        raise ValueError(f"loss_floor must be a number in [0, 1), got {loss_floor!r}")
+    if int(steps) != steps or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    checkpoints = log_checkpoints(int(steps), record)
+    svm = _resolve_svm(X, y, svm, X.shape[1])
+    first = train_linear_parametrization(X, y, params, forward, backward, lr, 0, record=[0], loss=loss,
+                                         normalized=normalized, svm=svm)
+    parts, t, diverged_at = [first], 0, None
+    current = first.final_layers
+    for c in checkpoints[1:]:
+        if parts[-1].loss[-1] < loss_floor:
+            break
+        chunk = train_linear_parametrization(X, y, current, forward, backward, lr, int(c - t), record=[int(c - t)],
+                                             loss=loss, normalized=normalized, svm=svm)
+        if chunk.diverged:
+            diverged_at = t + chunk.diverged_at
+            break
+        last = LinearNetPath(steps=np.array([c]), layers=[chunk.final_layers], beta=chunk.beta[-1:],
+                             loss=chunk.loss[-1:], margin=chunk.margin[-1:], angle=chunk.angle[-1:], svm=svm,
+                             lr=float(lr))
+        parts.append(last)
+        current, t = chunk.final_layers, int(c)
+    return LinearNetPath(steps=np.concatenate([p.steps for p in parts]), layers=[p.layers[-1] for p in parts],
+                         beta=np.vstack([p.beta for p in parts]), loss=np.concatenate([p.loss for p in parts]),
+                         margin=np.concatenate([p.margin for p in parts]),
+                         angle=np.concatenate([p.angle for p in parts]), svm=svm, lr=float(lr),
+                         diverged_at=diverged_at)
+
+
+def fc_linear_gd(X, y, depth, lr, steps, seed=0, normalized=True, width=None, init_scale=0.1, loss="exp",
+                 record=40, svm="auto", loss_floor=1e-150) -> LinearNetPath:
+    """Fully connected linear net ``x -> W_L ... W_1 x`` trained like :func:`linear_convnet_gd`.
+
+    Same loss and (loss-normalized) steps as the convnet, so the two parametrizations can be
+    compared; hidden ``width`` defaults to the input dimension (no bottleneck). Entries are
+    i.i.d. ``N(0, init_scale^2 / fan_in)``. Direction limit: the l2 max margin
+    (Gunasekar et al. 2018; Ji & Telgarsky 2019).
+    """
+    X, y = _check_labelled_data(X, y)
+    depth = _check_depth(depth)
+    init_scale = _check_scale(init_scale)
+    d = X.shape[1]
+    width = d if width is None else width
+    if isinstance(width, bool) or int(width) != width or width < 1:
+        raise ValueError(f"width must be a positive integer, got {width!r}")
+    dims = [d, *([int(width)] * (depth - 1)), 1]
+    rng = np.random.default_rng(seed)
+    Ws = [init_scale * rng.standard_normal((dims[k + 1], dims[k])) / np.sqrt(dims[k]) for k in range(depth)]
+    backward = _chain_backward(Ws)
+    if normalized:
+        backward = _homogeneous_normalization(backward, depth)
+    return _train_until(X, y, Ws, _chain_forward, backward, lr, steps, record, loss, normalized, svm, loss_floor)
+
+
+def unit_margin(beta, X, y):
+    """``beta / min_n y_n <x_n, beta>``: the predictor rescaled to margin one (needs a positive margin)."""
+    beta = np.asarray(beta, dtype=float)
+    X, y = _check_labelled_data(X, y)
+    if beta.shape != (X.shape[1],):
+        raise ValueError(f"beta must have length d={X.shape[1]}, got shape {beta.shape}")
+    m = float((y * (X @ beta)).min())
+    if not m > 0:
+        raise ValueError(f"beta does not separate the data (min margin {m:.3g} <= 0); cannot rescale")
+    return beta / m
+
+
+def effective_frequencies(beta):
+    """``||F beta||_1^2 / ||F beta||_2^2``: between 1 and D, the number of frequencies a predictor uses."""
+    m = fourier_magnitudes(beta)
+    if m.ndim != 1 or not m.any():
+        raise ValueError("beta must be a nonzero vector")
+    return float(m.sum() ** 2 / (m @ m))
+
+
+def plot_spectra(betas: dict, title="DFT magnitudes of the unit-norm predictors"):
+    """Bar charts of ``|F beta| / ||beta||`` side by side, one panel per named predictor."""
+    from helpers import plotting
+
+    fig, axes = plotting.subplots(1, len(betas), width=min(3.0 * len(betas), 10.0), height=2.6, sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, (name, beta) in zip(axes, betas.items()):
+        beta = np.asarray(beta, dtype=float)
+        mag = fourier_magnitudes(beta / np.linalg.norm(beta))
+        ax.bar(np.arange(len(mag)), mag, color=plotting.COLORS["gd"], width=0.8)
+        ax.set(title=f"{name}\n{effective_frequencies(beta):.2f} effective frequencies", xlabel="frequency k")
+    axes[0].set_ylabel(r"$|(F\beta)_k| / \|\beta\|$")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def parametrization_run(architecture, depth, seed=0, steps=800, n=5, D=16, lr=0.2, init_scale=0.3):
+    """Widget compute: a fully connected or convolutional linear net of the given depth on
+    :func:`random_separable` data (n points in D dimensions); the path and the Fourier-l1 optimum."""
+    from helpers import implicit_bias as ib
+
+    X, y = random_separable(n, D, seed=seed)
+    if architecture == "convolutional":
+        path = linear_convnet_gd(X, y, depth, lr, steps, seed=seed, init_scale=init_scale, record=8)
+    elif architecture == "fully connected":
+        path = fc_linear_gd(X, y, depth, lr, steps, seed=seed, init_scale=init_scale, record=8)
+    else:
+        raise ValueError("architecture must be 'fully connected' or 'convolutional'")
+    return {"path": path, "architecture": architecture, "depth": depth, "X": X, "y": y,
+            "svm_f1": ib.fourier_l1_norm(unit_margin(path.svm, X, y))}
+
+
+def plot_parametrization_run(res):
+    """Widget plot: the predictor's DFT magnitudes at the checkpoints (dark = early), and its
+    Fourier-l1 norm at unit margin over training against the l2-SVM's."""
+    from matplotlib import cm
+    from matplotlib.figure import Figure
+
+    from helpers import implicit_bias as ib
+    from helpers import plotting
+
+    path = res["path"]
+    fig = Figure(figsize=(7.6, 3.0))
+    ax, ax2 = fig.subplots(1, 2, gridspec_kw={"left": 0.08, "right": 0.98, "bottom": 0.17, "top": 0.86,
+                                             "wspace": 0.3})
+    if path.diverged:
+        plotting.message_axes(ax, f"diverged at step {path.diverged_at}")
+        return fig
+    colours = cm.viridis(np.linspace(0, 1, len(path.beta)))
+    f1, steps = [], []
+    for k, beta in enumerate(path.beta):
+        nb = np.linalg.norm(beta)
+        if nb == 0:
+            continue
+        ax.plot(fourier_magnitudes(beta / nb), color=colours[k], lw=1.2)
+        margins = res["y"] * (res["X"] @ beta)
+        if margins.min() > 0:
+            f1.append(ib.fourier_l1_norm(beta / margins.min()))
+            steps.append(max(path.steps[k], 1))
+    ax.set(xlabel="frequency k", ylabel=r"$|(F\beta)_k|/\|\beta\|$",
+           title=f"{res['architecture']}, depth {res['depth']}")
+    ax2.plot(np.log10(steps), f1, marker=".", color=plotting.COLORS["gd"], label="network")
+    ax2.axhline(res["svm_f1"], color=plotting.COLORS["theory"], ls="--", lw=1, label="l2 SVM")
+    ax2.set(xlabel=r"log$_{10}$ step", title=r"$\|F\beta\|_1$ at unit margin")
+    ax2.legend()
+    return fig
+
+
+@widgets.register("ch08-parametrizations")
+def parametrization_widget():
+    """Spec: architecture x depth x data seed (2 x 3 x 4 = 24 pre-rendered frames)."""
+    return widgets.Spec(
+        compute=parametrization_run,
+        plot=plot_parametrization_run,
+        grid={"architecture": ["fully connected", "convolutional"], "depth": [1, 2, 3], "seed": [0, 1, 2, 3]},
+        default={"architecture": "convolutional", "depth": 2, "seed": 0},
+        title="Same data, same loss, different parametrization: the predictor's spectrum during training",
+        labels={"architecture": "architecture", "depth": "depth L", "seed": "data seed"},
+    )
