@@ -606,10 +606,14 @@ class CompletionFailure:
     obs_loss: float        # loss on the observed entries at the end
     grad_norm: float
     min_hess_eig: float    # smallest Hessian eigenvalue (NaN when not computed)
+    rel_error: float = float("nan")  # ||U U^T - M||_F / ||M||_F at the end
 
-    def looks_spurious(self, dof: int, grad_tol: float = 1e-6, eig_tol: float = 1e-6) -> bool:
-        """Enough data, (numerically) zero gradient and no negative curvature."""
-        return (self.n_observed > dof and self.grad_norm < grad_tol
+    def looks_spurious(self, dof: int, grad_tol: float = 1e-6, eig_tol: float = 1e-6,
+                       loss_tol: float = 1e-8) -> bool:
+        """Enough data, (numerically) zero gradient, no negative curvature, and a loss on the
+        observed entries above ``loss_tol``: a local minimum of the sampled objective that is not
+        a global one (f >= 0, so a point with f ~ 0 is a global minimizer, even if U U^T != M)."""
+        return (self.n_observed > dof and self.grad_norm < grad_tol and self.obs_loss > loss_tol
                 and not math.isnan(self.min_hess_eig) and self.min_hess_eig > -eig_tol)
 
 
@@ -628,7 +632,7 @@ def inspect_completion_failures(sweep: CompletionSweep) -> list:
         if n_obs > dof:  # below the degrees of freedom the data cannot determine M anyway
             lam = float(np.linalg.eigvalsh(completion_hessian(sweep.X[a, b], M * mask, mask, p=p))[0])
         out.append(CompletionFailure(p, sweep.seeds[b], n_obs, float(sweep.obs_loss[a, b]),
-                                     float(sweep.grad_norm[a, b]), lam))
+                                     float(sweep.grad_norm[a, b]), lam, float(sweep.rel_error[a, b])))
     return out
 
 

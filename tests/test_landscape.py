@@ -443,6 +443,7 @@ def test_completion_sweep_and_failure_inspection():
         b = sw.seeds.index(f.seed)
         M, mask = sw.instance(a, b)
         assert f.n_observed == np.count_nonzero(np.triu(mask))
+        assert f.rel_error == sw.rel_error[a, b] >= sw.success_tol
         U = sw.X[a, b]
         grad = approx_fprime(U.ravel(), lambda u: completion_loss(u.reshape(20, 2), M, mask, f.p), 1e-7)
         assert f.grad_norm == pytest.approx(np.linalg.norm(grad), rel=1e-3, abs=1e-6)
@@ -451,3 +452,12 @@ def test_completion_sweep_and_failure_inspection():
             assert f.min_hess_eig == pytest.approx(scipy.linalg.eigvalsh(H)[0], abs=1e-10)
         else:
             assert math.isnan(f.min_hess_eig) and not f.looks_spurious(dof)
+
+
+def test_looks_spurious_needs_positive_loss():
+    f = L.CompletionFailure(0.2, 0, 500, obs_loss=1e-13, grad_norm=1e-8, min_hess_eig=1e-9, rel_error=0.1)
+    assert not f.looks_spurious(297)  # f ~ 0: a global minimizer of the sampled objective
+    g = L.CompletionFailure(0.2, 0, 500, obs_loss=0.05, grad_norm=1e-8, min_hess_eig=1e-3, rel_error=1.0)
+    assert g.looks_spurious(297) and not g.looks_spurious(600)
+    h = L.CompletionFailure(0.2, 0, 500, obs_loss=0.05, grad_norm=1e-8, min_hess_eig=-1e-2, rel_error=1.0)
+    assert not h.looks_spurious(297)
