@@ -32,7 +32,7 @@ __all__ = [
     "completion_hessian", "completion_sweep", "inspect_completion_failures",
     "relu_kernel", "teacher_student_loss", "teacher_student_grad", "teacher_student_relu",
     "teacher_student_hessian",
-    "tensor_power_ascent", "tensor_overlap_sweep",
+    "tensor_power_ascent", "tensor_overlap_sweep", "tensor_exceptions", "tensor_riemannian_hessian_max",
 ]
 
 
@@ -907,6 +907,12 @@ class TensorSweep:
     ms: np.ndarray
     overlaps: np.ndarray   # (len(ms), restarts)
     threshold: float
+    X: list = field(default_factory=list)  # final points per m, each (restarts, d)
+    seed: int = 0
+
+    def components(self, a: int) -> np.ndarray:
+        """The unit vectors a_i (rows) used for ms[a], regenerated from the seed."""
+        return _unit_rows(repro.rng(self.seed + 101 * a), int(self.ms[a]), self.d)
 
     @property
     def fraction_above(self) -> np.ndarray:
@@ -919,12 +925,64 @@ def tensor_overlap_sweep(d: int, ms, restarts: int, steps: int, seed: int = 0, t
     d = _count(d, "d")
     ms = np.asarray([_count(int(m), "m") for m in ms])
     out = np.empty((ms.size, restarts))
+    Xs = []
     for a, m in enumerate(ms):
-        rng = repro.rng(seed + 101 * a)
-        A = rng.standard_normal((m, d))
-        A /= np.linalg.norm(A, axis=1, keepdims=True)
-        out[a] = tensor_power_ascent(A, steps, seed=seed + 101 * a + 1, lr=lr, restarts=restarts).overlap
-    return TensorSweep(d, ms, out, threshold)
+        A = _unit_rows(repro.rng(seed + 101 * a), int(m), d)
+        res = tensor_power_ascent(A, steps, seed=seed + 101 * a + 1, lr=lr, restarts=restarts)
+        out[a] = res.overlap
+        Xs.append(res.x)
+    return TensorSweep(d, ms, out, threshold, Xs, seed)
+
+
+def _unit_rows(rng, m, d):
+    A = rng.standard_normal((m, d))
+    return A / np.linalg.norm(A, axis=1, keepdims=True)
+
+
+def tensor_riemannian_hessian_max(A, x) -> float:
+    """Largest eigenvalue of the Riemannian Hessian of T(x) = sum_i <a_i, x>^4 on the unit sphere
+    at x, restricted to the tangent space: B^T (12 A^T diag((Ax)^2) A - 4 T(x) I) B, B an orthonormal
+    basis of x's orthogonal complement. At a local maximum it is <= 0."""
+    A = _as_float_array(A, "A", min_ndim=2)
+    x = _as_float_array(x, "x")
+    if x.shape != (A.shape[1],):
+        raise ValueError(f"x must have shape ({A.shape[1]},), got {x.shape}")
+    x = x / np.linalg.norm(x)
+    Ax = A @ x
+    H = 12.0 * (A.T * Ax**2) @ A - 4.0 * np.sum(Ax**4) * np.eye(x.size)
+    B = scipy_null_space(x[None, :])
+    return float(np.linalg.eigvalsh(B.T @ H @ B)[-1])
+
+
+def scipy_null_space(M):
+    """Orthonormal basis of the null space of M (via the SVD)."""
+    _, sv, Vt = np.linalg.svd(M)
+    rank = int(np.sum(sv > 1e-12 * max(1.0, sv.max() if sv.size else 0.0)))
+    return Vt[rank:].T
+
+
+@dataclass
+class TensorException:
+    """A tensor-ascent run that ended with best overlap below the threshold."""
+
+    m: int
+    top_overlaps: np.ndarray  # the three largest |<a_i, x>|
+    top_pair_corr: float      # |<a_i, a_j>| for the two components closest to x
+    hess_max: float           # largest Riemannian Hessian eigenvalue (<= 0: a local maximum)
+
+
+def tensor_exceptions(sweep: TensorSweep, a: int) -> list:
+    """Inspect the runs for ms[a] whose best overlap is below the sweep's threshold."""
+    A = sweep.components(a)
+    out = []
+    for x, ov in zip(sweep.X[a], sweep.overlaps[a]):
+        if ov >= sweep.threshold:
+            continue
+        c = np.abs(A @ x)
+        top = np.argsort(c)[::-1][:3]
+        out.append(TensorException(int(sweep.ms[a]), c[top], float(abs(A[top[0]] @ A[top[1]])),
+                                   tensor_riemannian_hessian_max(A, x)))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -461,3 +461,37 @@ def test_looks_spurious_needs_positive_loss():
     assert g.looks_spurious(297) and not g.looks_spurious(600)
     h = L.CompletionFailure(0.2, 0, 500, obs_loss=0.05, grad_norm=1e-8, min_hess_eig=-1e-2, rel_error=1.0)
     assert not h.looks_spurious(297)
+
+
+def test_tensor_riemannian_hessian_matches_finite_differences_on_the_sphere():
+    rng = np.random.default_rng(12)
+    A = rng.normal(size=(7, 4))
+    x = rng.normal(size=4)
+    x /= np.linalg.norm(x)
+    T = lambda y: np.sum((A @ y) ** 4)  # noqa: E731
+    B = scipy.linalg.null_space(x[None, :])
+    # second derivative of T along the great circle cos(t) x + sin(t) v, for v in the tangent space
+    def curv(v, h=1e-4):
+        return (T(np.cos(h) * x + np.sin(h) * v) - 2 * T(x) + T(np.cos(-h) * x + np.sin(-h) * v)) / h**2
+    Hfd = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            vp = (B[:, i] + B[:, j]) / np.sqrt(2) if i != j else B[:, i]
+            Hfd[i, j] = curv(vp)
+    for i in range(3):
+        for j in range(3):
+            if i != j:
+                Hfd[i, j] = Hfd[i, j] - (Hfd[i, i] + Hfd[j, j]) / 2
+    assert L.tensor_riemannian_hessian_max(A, x) == pytest.approx(np.linalg.eigvalsh(Hfd)[-1], rel=1e-4)
+    # at a component of an orthonormal tensor: a strict local maximum
+    Q = scipy.linalg.qr(rng.normal(size=(5, 5)))[0]
+    assert L.tensor_riemannian_hessian_max(Q[:3], Q[0]) < 0
+
+
+def test_tensor_sweep_exceptions():
+    sw = L.tensor_overlap_sweep(12, [6, 60], restarts=12, steps=200, seed=1, threshold=0.99)
+    np.testing.assert_allclose(np.linalg.norm(sw.components(1), axis=1), 1.0)
+    ex = L.tensor_exceptions(sw, 1)
+    assert len(ex) == int(np.sum(sw.overlaps[1] < 0.99))
+    for e in ex:
+        assert e.top_overlaps[0] < 0.99 and np.all(np.diff(e.top_overlaps) <= 0)
