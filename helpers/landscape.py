@@ -950,11 +950,11 @@ def tensor_riemannian_hessian_max(A, x) -> float:
     x = x / np.linalg.norm(x)
     Ax = A @ x
     H = 12.0 * (A.T * Ax**2) @ A - 4.0 * np.sum(Ax**4) * np.eye(x.size)
-    B = scipy_null_space(x[None, :])
+    B = _null_space(x[None, :])
     return float(np.linalg.eigvalsh(B.T @ H @ B)[-1])
 
 
-def scipy_null_space(M):
+def _null_space(M):
     """Orthonormal basis of the null space of M (via the SVD)."""
     _, sv, Vt = np.linalg.svd(M)
     rank = int(np.sum(sv > 1e-12 * max(1.0, sv.max() if sv.size else 0.0)))
@@ -1055,9 +1055,9 @@ def _draw_l2l4(ax):
 
 def plot_l2l4_paths(paths: dict, title: str = ""):
     """The 2-D l2-l4 landscape (stars: minima, crosses: saddles, circle: maximum) and paths."""
-    from helpers.plotting import COLORS
-
     from matplotlib.figure import Figure
+
+    from helpers.plotting import COLORS
 
     fig = Figure(figsize=(4.4, 4.2))  # fixed margins, no layout engine: cheaper redraws
     ax = fig.add_axes((0.14, 0.2, 0.8, 0.72))

@@ -445,7 +445,7 @@ def test_completion_sweep_and_failure_inspection():
         assert f.n_observed == np.count_nonzero(np.triu(mask))
         assert f.rel_error == sw.rel_error[a, b] >= sw.success_tol
         U = sw.X[a, b]
-        grad = approx_fprime(U.ravel(), lambda u: completion_loss(u.reshape(20, 2), M, mask, f.p), 1e-7)
+        grad = approx_fprime(U.ravel(), lambda u, M=M, mask=mask, p=f.p: completion_loss(u.reshape(20, 2), M, mask, p), 1e-7)
         assert f.grad_norm == pytest.approx(np.linalg.norm(grad), rel=1e-3, abs=1e-6)
         if f.n_observed > dof:
             H = L.completion_hessian(U, M * mask, mask, p=f.p)
