@@ -985,27 +985,6 @@ def tensor_exceptions(sweep: TensorSweep, a: int) -> list:
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# a light glue
-
-GLUE_PREFIX = "application/papermill.record/"
-
-
-def _ipy_display(*args, **kwargs):
-    from IPython.display import display
-
-    display(*args, **kwargs)
-
-
-def glue(name: str, variable, display: bool = False) -> None:
-    """Same output as ``myst_nb.glue`` (the display data and "scrapbook" metadata that the book build
-    reads), without importing nbformat and jsonschema, which costs about 1.3 s on first use."""
-    from IPython.core.formatters import format_display_data
-
-    mimebundle, metadata = format_display_data(variable)
-    prefix = "" if display else GLUE_PREFIX
-    metadata["scrapbook"] = dict(name=name, mime_prefix=prefix)
-    _ipy_display({prefix + k: v for k, v in mimebundle.items()}, raw=True, metadata=metadata)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -106,3 +106,17 @@ def test_missing_golden_copy_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv("DLT_GOLDEN", str(tmp_path))
     with pytest.raises(AssertionError, match="make golden"):
         ledger.report()
+
+
+def test_glue_matches_myst_nb(monkeypatch):
+    import myst_nb.ext.glue as mg
+
+    calls = {}
+    monkeypatch.setattr(mg, "ipy_display", lambda *a, **k: calls.setdefault("myst", (a, k)))
+    monkeypatch.setattr(claims, "_ipy_display", lambda *a, **k: calls.setdefault("ours", (a, k)))
+    for value in (3, 0.8333333333333334, "text"):
+        for display in (False, True):
+            calls.clear()
+            mg.glue("x", value, display=display)
+            claims.glue("x", value, display=display)
+            assert calls["myst"] == calls["ours"]

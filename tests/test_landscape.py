@@ -497,14 +497,3 @@ def test_tensor_sweep_exceptions():
         assert e.top_overlaps[0] < 0.99 and np.all(np.diff(e.top_overlaps) <= 0)
 
 
-def test_light_glue_matches_myst_nb(monkeypatch):
-    import myst_nb.ext.glue as mg
-
-    calls = {}
-    monkeypatch.setattr(mg, "ipy_display", lambda *a, **k: calls.setdefault("myst", (a, k)))
-    monkeypatch.setattr(L, "_ipy_display", lambda *a, **k: calls.setdefault("ours", (a, k)))
-    for value in (3, 0.8333333333333334, "text"):
-        calls.clear()
-        mg.glue("x", value, display=False)
-        L.glue("x", value, display=False)
-        assert calls["myst"] == calls["ours"]
