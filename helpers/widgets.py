@@ -170,9 +170,14 @@ def _live(spec: Spec):
 
     controls = _controls(spec)
     image = W.Image(format="png")
+    frames: dict[tuple, bytes] = {}  # a setting seen before answers at once
 
     def update(_change=None):
-        image.value = render_png(spec, {k: c.value for k, c in controls.items()})
+        params = {k: c.value for k, c in controls.items()}
+        key = tuple(repr(v) for v in params.values())
+        if key not in frames:
+            frames[key] = render_png(spec, params)
+        image.value = frames[key]
 
     for ctrl in controls.values():
         ctrl.observe(update, names="value")
