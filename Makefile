@@ -27,6 +27,8 @@ book: $(STAMP)
 
 ## Run every test: unit tests, every chapter as a notebook (nbval), and checks of the built site.
 test: book
+	@if command -v chromium >/dev/null 2>&1; then $(PY) tools/print_pdf.py _build/html _build/pdf/book.pdf; \
+	else echo "no chromium: the PDF and the browser checks are skipped"; fi
 	$(PY) tests/make_notebooks.py _build/nbtest
 	DLT_GOLDEN=$(CURDIR)/tests/golden DLT_QUIET=1 $(PY) -m pytest tests _build/nbtest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider $(PYTEST_ARGS)
 

@@ -103,6 +103,86 @@ def test_widget_state_is_embedded(stem):
     assert "widgets/embed-amd.js" in html
 
 
+@pytest.mark.parametrize("stem", [s for s in chapter_stems() if s != "intro"])
+def test_page_offers_notebook_and_markdown(stem):
+    html = page(stem).read_text(encoding="utf-8")
+    for ext in ("ipynb", "md"):
+        assert f"_sources/book/{stem}.{ext}" in html, f"{stem}: no download of the .{ext}"
+        assert (HTML / "_sources" / "book" / f"{stem}.{ext}").exists()
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.add(a["id"])
+        if tag == "a" and a.get("href"):
+            self.hrefs.append(a["href"])
+        if tag in ("img", "script") and a.get("src"):
+            self.hrefs.append(a["src"])
+        if tag == "link" and a.get("href"):
+            self.hrefs.append(a["href"])
+
+
+def _parse_links(path: Path) -> _Links:
+    parser = _Links()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_internal_links_resolve():
+    """A link checker over the whole built site: every local link and anchor exists."""
+    pages = sorted(HTML.rglob("*.html"))
+    parsed = {p.resolve(): _parse_links(p) for p in pages}
+    broken = []
+    for path, links in parsed.items():
+        for href in links.hrefs:
+            if re.match(r"^(https?:|mailto:|javascript:|data:|#$)", href) or href.startswith("//"):
+                continue
+            target, _, fragment = href.partition("#")
+            target = target.split("?", 1)[0]
+            dest = (path.parent / target).resolve() if target else path
+            if dest.is_dir():
+                dest = dest / "index.html"
+            if not dest.exists():
+                broken.append(f"{path.relative_to(HTML.resolve())}: {href}")
+                continue
+            if fragment and dest.suffix == ".html":
+                ids = parsed[dest].ids if dest in parsed else _parse_links(dest).ids
+                if fragment not in ids:
+                    broken.append(f"{path.relative_to(HTML.resolve())}: {href} (no such anchor)")
+    assert not broken, f"{len(broken)} broken links:\n" + "\n".join(broken[:30])
+
+
+def test_pdf_has_every_chapter():
+    """`make pdf` prints every page of the toc into one PDF (skipped where it was not built)."""
+    pdf = ROOT / "_build" / "pdf" / "book.pdf"
+    if not pdf.exists():
+        pytest.skip("no _build/pdf/book.pdf (make pdf needs chromium)")
+    from pypdf import PdfReader
+
+    reader = PdfReader(str(pdf))
+    outline = [item.title for item in reader.outline if not isinstance(item, list)]
+    assert outline == chapter_stems(), "the PDF's outline lists every page of the toc in order"
+    text = " ".join((reader.pages[i].extract_text() or "") for i in range(len(reader.pages)))
+    for stem in chapter_stems():
+        title = _title(stem)
+        assert title.split("(")[0].strip()[:25].lower() in " ".join(text.split()).lower(), f"{stem}: title not in the PDF"
+    assert len(reader.pages) >= 3 * len(chapter_stems())
+
+
+def _title(stem: str) -> str:
+    for line in (ROOT / "book" / f"{stem}.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    raise AssertionError(f"{stem} has no title")
+
+
 # ---------------------------------------------------------------- in a real browser
 
 IGNORED_CONSOLE = ("Got invalid theme mode", "allowUnionTypes")
