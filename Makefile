@@ -26,7 +26,7 @@ book: $(STAMP)
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
 ## Run every test: unit tests, every chapter as a notebook (nbval), and checks of the built site.
-test: book
+test: book student
 	@if command -v chromium >/dev/null 2>&1; then $(PY) tools/print_pdf.py _build/html _build/pdf/book.pdf; \
 	else echo "no chromium: the PDF and the browser checks are skipped"; fi
 	$(PY) tests/make_notebooks.py _build/nbtest

@@ -158,6 +158,21 @@ def test_internal_links_resolve():
     assert not broken, f"{len(broken)} broken links:\n" + "\n".join(broken[:30])
 
 
+def test_student_edition_has_exercises_without_solutions():
+    """`make student` (run by `make test`) builds the book with every solution removed."""
+    student = ROOT / "_build" / "student" / "_build" / "html" / "book"
+    if not student.exists():
+        pytest.fail("no student edition: run `make student` (make test does)")
+    for stem in chapter_stems():
+        if not is_notebook_page(stem) or not stem[:2].isdigit():
+            continue
+        full = page(stem).read_text(encoding="utf-8")
+        edition = (student / f"{stem}.html").read_text(encoding="utf-8")
+        assert 'class="solution' in full, f"{stem}: the full book shows solutions"
+        assert 'class="solution' not in edition, f"{stem}: the student edition still has solutions"
+        assert edition.count("exercise admonition") == full.count("exercise admonition") >= 3
+
+
 def test_pdf_has_every_chapter():
     """`make pdf` prints every page of the toc into one PDF (skipped where it was not built)."""
     pdf = ROOT / "_build" / "pdf" / "book.pdf"
