@@ -50,6 +50,88 @@ def pick(ci, paper):
     return paper if scale() == "paper" else ci
 
 
+@dataclass(frozen=True)
+class Size:
+    """One experiment size: the default (``ci``), the papers' (``paper``), and what the paper reported."""
+
+    ci: object
+    paper: object
+    reported: str = ""
+
+
+class Sizes:
+    """A chapter's experiment sizes, declared once; the current scale picks the values.
+
+    >>> S = sizes(restarts=(40, 1000, "1000 restarts per setting"), k=((6, 8), (6, 8, 10)))
+    >>> S.restarts          # 40 by default, 1000 under DLT_SCALE=paper
+    40
+
+    Displayed in a notebook, it is the table of both sizes (and what the paper reported) with
+    the column in use marked, so every chapter states its sizes in the same way.
+    """
+
+    def __init__(self, entries: dict):
+        if not entries:
+            raise ValueError("declare at least one size")
+        self._entries = {}
+        for name, value in entries.items():
+            if isinstance(value, Size):
+                size = value
+            elif isinstance(value, (tuple, list)) and len(value) in (2, 3):
+                size = Size(*value)
+            else:
+                raise ValueError(f"size {name!r} must be (ci, paper) or (ci, paper, reported), got {value!r}")
+            self._entries[name] = size
+        self.scale = scale()
+
+    def __getattr__(self, name):
+        entries = self.__dict__.get("_entries", {})
+        if name in entries:
+            size = entries[name]
+            return size.paper if self.scale == "paper" else size.ci
+        raise AttributeError(f"no size named {name!r}; declared: {sorted(entries)}")
+
+    def __getitem__(self, name):
+        return getattr(self, name)
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        return [(n, _short(s.ci), _short(s.paper), s.reported) for n, s in self._entries.items()]
+
+    def _repr_html_(self) -> str:
+        import html
+
+        mark = {"ci": (" (in use)", ""), "paper": ("", " (in use)")}[self.scale]
+        head = (f"<tr><th>size</th><th>default{mark[0]}</th><th>DLT_SCALE=paper{mark[1]}</th>"
+                "<th>the paper</th></tr>")
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in self.rows()
+        )
+        return f'<table class="dlt-claims dlt-sizes"><thead>{head}</thead><tbody>{body}</tbody></table>'
+
+    def __repr__(self) -> str:
+        lines = [f"sizes in use: {self.scale}"]
+        lines += [f"  {n}: default {c}, paper {p}" + (f" ({r})" if r else "") for n, c, p, r in self.rows()]
+        return "\n".join(lines)
+
+
+def _short(value) -> str:
+    if isinstance(value, (list, tuple, range)):
+        items = list(value)
+        if len(items) > 6:
+            return f"{_short(items[0])}, {_short(items[1])}, ..., {_short(items[-1])} ({len(items)} values)"
+        return ", ".join(_short(v) for v in items)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int) and abs(value) >= 10_000:
+        return f"{value:,}"
+    return str(value)
+
+
+def sizes(**entries) -> Sizes:
+    """Declare a chapter's sizes: ``S = repro.sizes(steps=(3000, 30000, "3e4 in the paper"))``."""
+    return Sizes(entries)
+
+
 def quiet() -> bool:
     """True when progress bars should stay silent (tests, book builds, ``DLT_QUIET=1``)."""
     if os.environ.get("DLT_QUIET", "").lower() in ("1", "true", "yes"):

@@ -56,3 +56,20 @@ def test_rng():
 def test_progress_silent_under_pytest():
     bar = repro.progress(range(3))
     assert bar.disable and list(bar) == [0, 1, 2]
+
+
+def test_sizes_pick_by_scale_and_render(monkeypatch):
+    monkeypatch.setenv("DLT_SCALE", "ci")
+    S = repro.sizes(restarts=(40, 1000, "1000 in the paper"), widths=((8, 16), tuple(2**k for k in range(3, 14))))
+    assert S.restarts == 40 and S["widths"] == (8, 16)
+    html = S._repr_html_()
+    assert "default (in use)" in html and "1000 in the paper" in html and "8, 16, ..., 8192 (11 values)" in html
+    monkeypatch.setenv("DLT_SCALE", "paper")
+    P = repro.sizes(restarts=(40, 1000))
+    assert P.restarts == 1000 and "DLT_SCALE=paper (in use)" in P._repr_html_()
+    with pytest.raises(AttributeError, match="restarts"):
+        P.restart
+    with pytest.raises(ValueError):
+        repro.sizes(bad=(1,))
+    with pytest.raises(ValueError):
+        repro.sizes()
