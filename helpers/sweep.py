@@ -172,9 +172,19 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DLT_CACHE") or ROOT / ".dlt_cache")
 
 
-def cached(fn: Callable) -> Callable:
-    """``fn`` memoised on disk (joblib.Memory): same code and arguments -> the stored result."""
+def cached(fn: Callable, when: bool | None = None) -> Callable:
+    """``fn`` memoised on disk (joblib.Memory): same code and arguments -> the stored result.
+
+    ``when=None`` caches only at paper scale (``DLT_SCALE=paper``), where runs are long; the
+    default-size chapters then never touch the disk. ``when=True`` always caches.
+    """
     import joblib
 
+    from helpers.repro import scale
+
+    if when is None:
+        when = scale() == "paper"
+    if not when:
+        return fn
     memory = joblib.Memory(location=str(cache_dir()), verbose=0)
     return memory.cache(fn)

@@ -77,7 +77,7 @@ def slow(x):
 """
     (tmp_path / "cachemod.py").write_text(body.format(path=str(calls), offset=1))
     mod = importlib.import_module("cachemod")
-    f = sweep.cached(mod.slow)
+    f = sweep.cached(mod.slow, when=True)
     assert f(2) == 3 and f(2) == 3
     assert calls.read_text() == "x"  # computed once, then read from disk
     assert f(5) == 6 and calls.read_text() == "xx"  # new arguments: computed
@@ -86,5 +86,14 @@ def slow(x):
     sys.modules.pop("cachemod")
     importlib.invalidate_caches()
     mod2 = importlib.import_module("cachemod")
-    g = sweep.cached(mod2.slow)
+    g = sweep.cached(mod2.slow, when=True)
     assert g(2) == 102 and calls.read_text() == "xxx"  # the code changed: not the old entry
+
+
+def test_cache_only_at_paper_scale_by_default(monkeypatch, tmp_path):
+    monkeypatch.setenv("DLT_CACHE", str(tmp_path))
+    monkeypatch.setenv("DLT_SCALE", "ci")
+    assert sweep.cached(square_plus) is square_plus
+    monkeypatch.setenv("DLT_SCALE", "paper")
+    wrapped = sweep.cached(square_plus)
+    assert wrapped is not square_plus and wrapped(2) == 4
