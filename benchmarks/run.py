@@ -18,7 +18,6 @@ import importlib
 import os
 import pkgutil
 import platform
-import shutil
 import statistics
 import subprocess
 import sys

@@ -68,7 +68,7 @@ def test_sizes_pick_by_scale_and_render(monkeypatch):
     P = repro.sizes(restarts=(40, 1000))
     assert P.restarts == 1000 and "DLT_SCALE=paper (in use)" in P._repr_html_()
     with pytest.raises(AttributeError, match="restarts"):
-        P.restart
+        _ = P.restart
     with pytest.raises(ValueError):
         repro.sizes(bad=(1,))
     with pytest.raises(ValueError):
