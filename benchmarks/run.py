@@ -140,6 +140,10 @@ def main() -> int:
     if "build" in parts:
         sections.append("## Book build\n")
         sections.append("\n".join(bench_build()) + "\n")
+    scaling = ROOT / "benchmarks" / "scaling.md"
+    if scaling.exists():  # written by benchmarks/scaling.py (problem size vs time, batched vs loop)
+        body = scaling.read_text().split("\n", 1)[-1] if scaling.read_text().startswith("# ") else scaling.read_text()
+        sections.append("## Scaling (from benchmarks/scaling.py)\n\n" + body.strip() + "\n")
     text = "\n".join(sections)
     print(text)
     if args.out:
