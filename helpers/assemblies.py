@@ -89,13 +89,35 @@ def _cap(inputs: np.ndarray, priority: np.ndarray, k: int) -> np.ndarray:
     return np.sort(order[:k])
 
 
-def project(n: int, k: int, p: float, beta: float, rounds: int, seed=0) -> Projection:
+def project(n: int, k: int, p: float, beta: float, rounds: int, seed=0, method: str = "auto") -> Projection:
     """Project a fixed stimulus of ``k`` neurons into an area of ``n`` neurons for ``rounds`` rounds.
 
     Explicit G(n, p) synapses, k-cap, Hebbian factor ``1 + beta`` (Papadimitriou & Vempala 2019).
+
+    ``method``: ``"dense"`` stores the ``n x n`` synapse matrix (drawn by :func:`random_synapses`);
+    ``"sparse"`` draws each neuron's outgoing synapses only when it first fires and keeps only
+    those rows (:func:`sparse_synapses`), so memory grows with the support, not with ``n^2``:
+    ``n = 10^5`` or ``10^6`` fit in memory and minutes. The two methods draw different (equally
+    distributed) random graphs from the same seed; on the same graph they give the same winners
+    (tested). ``"auto"`` (default) is dense up to ``n = 5000`` and sparse above.
     """
     _check(n, k, p, beta, rounds)
+    if method not in ("auto", "dense", "sparse"):
+        raise ValueError(f"method must be 'auto', 'dense' or 'sparse', got {method!r}")
+    if method == "sparse" or (method == "auto" and n > DENSE_MAX_N):
+        return _project_sparse(sparse_synapses(n, k, p, seed), beta, rounds)
     stim, rec, priority = random_synapses(n, k, p, seed)
+    return _project_dense(stim, rec, priority, p, beta, rounds)
+
+
+#: above this many neurons :func:`project` switches to the sparse method (a dense n x n float
+#: matrix at n = 5000 already takes 200 MB)
+DENSE_MAX_N = 5000
+
+
+def _project_dense(stim, rec, priority, p, beta, rounds) -> Projection:
+    """The projection dynamics on explicit (k x n, n x n) weight matrices, modified in place."""
+    k, n = stim.shape
     winners = np.empty((rounds, k), dtype=int)
     overlap = np.zeros(rounds)
     support = np.empty(rounds, dtype=int)
@@ -117,6 +139,101 @@ def project(n: int, k: int, p: float, beta: float, rounds: int, seed=0) -> Proje
         winners[t] = new
         prev = new
     return Projection(n=n, k=k, p=float(p), beta=float(beta), winners=winners, overlap=overlap, support=support)
+
+
+@dataclass
+class SparseSynapses:
+    """The random graph of the model, drawn lazily.
+
+    ``stim_counts[j]`` is the number of stimulus neurons with a synapse into neuron ``j``
+    (Binomial(k, p), which is all the dynamics needs of the stimulus: every stimulus synapse
+    into ``j`` carries the same weight); ``row(i)`` the sorted targets of neuron ``i``'s synapses
+    inside the area (each of the other ``n - 1`` neurons independently with probability ``p``),
+    drawn from a generator seeded by ``(seed, i)`` so that a row is the same whenever it is
+    drawn; ``priority`` breaks ties as in :func:`random_synapses`.
+    """
+
+    n: int
+    k: int
+    p: float
+    seed: int
+    stim_counts: np.ndarray
+    priority: np.ndarray
+
+    def row(self, i: int) -> np.ndarray:
+        if not 0 <= i < self.n:
+            raise ValueError(f"neuron index must be in [0, {self.n}), got {i}")
+        rng = np.random.default_rng((self.seed, 1, int(i)))
+        # the number of targets, then which ones: O(n p) work when n p is small against n
+        count = int(rng.binomial(self.n - 1, self.p))
+        targets = rng.choice(self.n - 1, size=count, replace=False)
+        targets[targets >= i] += 1  # skip the self-loop
+        targets.sort()
+        return targets.astype(np.int64)
+
+    def dense(self):
+        """The same graph as explicit matrices ``(stim, rec, priority)`` (for tests; O(n^2) memory)."""
+        stim = (np.arange(self.k)[:, None] < self.stim_counts[None, :]).astype(float)
+        rec = np.zeros((self.n, self.n))
+        for i in range(self.n):
+            rec[i, self.row(i)] = 1.0
+        return stim, rec, self.priority.copy()
+
+
+def sparse_synapses(n: int, k: int, p: float, seed: int = 0) -> SparseSynapses:
+    """The model's random graph for :func:`project`'s sparse method (rows drawn on demand)."""
+    _check(n, k, p, 0.0, 1)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"the sparse method needs a non-negative integer seed, got {seed!r}")
+    rng = np.random.default_rng((int(seed), 0))
+    counts = rng.binomial(k, p, size=n)
+    priority = rng.permutation(n)
+    return SparseSynapses(n=n, k=k, p=float(p), seed=int(seed), stim_counts=counts, priority=priority)
+
+
+def _project_sparse(syn: SparseSynapses, beta: float, rounds: int) -> Projection:
+    """The projection dynamics with rows of the synapse matrix kept only for neurons that fired.
+
+    Only synapses out of a neuron that fired ever matter (inputs sum over the previous winners)
+    or change (Hebbian updates go from the previous to the new winners), so the state is: the
+    stimulus weight of each neuron (all its stimulus synapses share it), and for every neuron
+    that fired its row of targets with their current weights.
+    """
+    n, k = syn.n, syn.k
+    stim_w = np.ones(n)
+    rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    winners = np.empty((rounds, k), dtype=int)
+    overlap = np.zeros(rounds)
+    support = np.empty(rounds, dtype=int)
+    seen = np.zeros(n, dtype=bool)
+    is_new = np.zeros(n, dtype=bool)
+    prev = None
+    for t in range(rounds):
+        inputs = syn.stim_counts * stim_w
+        if prev is not None:
+            targets = np.concatenate([rows[i][0] for i in prev])
+            weights = np.concatenate([rows[i][1] for i in prev])
+            inputs = inputs + np.bincount(targets, weights=weights, minlength=n)
+        new = _cap(inputs, syn.priority, k)
+        if beta > 0:
+            stim_w[new] *= 1.0 + beta
+            if prev is not None:
+                is_new[new] = True
+                for i in prev:
+                    idx, w = rows[i]
+                    w[is_new[idx]] *= 1.0 + beta
+                is_new[new] = False
+        for i in new:
+            if int(i) not in rows:
+                idx = syn.row(int(i))
+                rows[int(i)] = (idx, np.ones(idx.size))
+        if prev is not None:
+            overlap[t] = np.intersect1d(prev, new, assume_unique=True).size / k
+        seen[new] = True
+        support[t] = int(seen.sum())
+        winners[t] = new
+        prev = new
+    return Projection(n=n, k=k, p=syn.p, beta=float(beta), winners=winners, overlap=overlap, support=support)
 
 
 @dataclass

@@ -107,3 +107,65 @@ def test_widget_grid_all_points():
     assert spec.n_frames <= 40
     for params in spec.points():
         widgets.render(spec, params, strict=True)
+
+
+# ---------------------------------------------------------------- the sparse (lazy) method
+@pytest.mark.parametrize("beta", [0.0, 0.1, 1.0])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_sparse_matches_dense_on_the_same_graph(beta, seed):
+    syn = A.sparse_synapses(80, 8, 0.15, seed)
+    sparse = A._project_sparse(syn, beta, 10)
+    dense = A._project_dense(*syn.dense(), 0.15, beta, 10)
+    assert np.array_equal(sparse.winners, dense.winners)
+    assert np.array_equal(sparse.support, dense.support) and np.array_equal(sparse.overlap, dense.overlap)
+
+
+def test_sparse_matches_loop_reference():
+    # the slow reference on the materialised lazy graph
+    syn = A.sparse_synapses(50, 5, 0.2, 1)
+    stim, rec, priority = syn.dense()
+    res = A.project(50, 5, 0.2, 0.1, 6, seed=1, method="sparse")
+    dense = A._project_dense(stim, rec, priority, 0.2, 0.1, 6)
+    assert res.winners.tolist() == dense.winners.tolist()
+
+
+def test_sparse_graph_statistics_and_determinism():
+    syn = A.sparse_synapses(2000, 40, 0.05, seed=2)
+    rows = [syn.row(i) for i in range(300)]
+    assert all(i not in r for i, r in enumerate(rows))          # no self-loops
+    assert all(np.all(np.diff(r) > 0) for r in rows)             # sorted, no repeats
+    density = sum(r.size for r in rows) / (300 * 1999)
+    assert abs(density - 0.05) < 0.003
+    assert abs(syn.stim_counts.mean() - 40 * 0.05) < 0.1         # Binomial(k, p)
+    assert np.array_equal(syn.row(17), A.sparse_synapses(2000, 40, 0.05, seed=2).row(17))
+    assert sorted(syn.priority.tolist()) == list(range(2000))
+
+
+def test_auto_method_switches_at_dense_max_n():
+    small = A.project(300, 10, 0.1, 0.1, 5, seed=0)
+    assert np.array_equal(small.winners, A.project(300, 10, 0.1, 0.1, 5, seed=0, method="dense").winners)
+    big = A.project(A.DENSE_MAX_N + 1, 20, 0.05, 0.1, 4, seed=0)
+    assert np.array_equal(big.winners, A.project(A.DENSE_MAX_N + 1, 20, 0.05, 0.1, 4, seed=0, method="sparse").winners)
+
+
+def test_sparse_large_n_forms_an_assembly():
+    r = A.project(50_000, 224, 0.01, 0.1, 15, seed=0)
+    assert r.converged and 1.5 < r.support[-1] / 224 < 3.5
+    r0 = A.project(50_000, 224, 0.01, 0.0, 15, seed=0)
+    assert r0.support[-1] > r0.support[9] + 224 // 2
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    (dict(method="blocked"), "method must"),
+    (dict(method="sparse", seed=-1), "non-negative integer seed"),
+    (dict(method="sparse", seed=np.random.default_rng(0)), "non-negative integer seed"),
+])
+def test_sparse_validation(kwargs, msg):
+    kwargs.setdefault("seed", 0)
+    with pytest.raises(ValueError, match=msg):
+        A.project(100, 5, 0.1, 0.1, 3, **kwargs)
+
+
+def test_row_index_validation():
+    with pytest.raises(ValueError, match="neuron index"):
+        A.sparse_synapses(10, 2, 0.5, 0).row(10)
