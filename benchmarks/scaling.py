@@ -181,7 +181,14 @@ def _ch11(n, device):
     from helpers import assemblies
 
     k = max(2, int(round(np.sqrt(n))))
-    return lambda: assemblies.project(int(n), k, 0.05, 0.1, rounds=20, seed=0)
+    return lambda: assemblies.project(int(n), k, 0.05, 0.1, rounds=20, seed=0, method="dense")
+
+
+def _ch11_sparse(n, device):
+    from helpers import assemblies
+
+    k = max(2, int(round(np.sqrt(n))))
+    return lambda: assemblies.project(int(n), k, 0.01, 0.1, rounds=20, seed=0, method="sparse")
 
 
 EXPERIMENTS = (
@@ -205,8 +212,11 @@ EXPERIMENTS = (
                _ch09, "n = 20, d = 10, 100 GD steps"),
     Experiment(10, "gnn.wl_partition + gin_embeddings", "graphs", (100, 200, 400, 800, 1600), (50, 100, 200, 400),
                _ch10, "G(12, 0.3) graphs, 3 rounds, GIN width 16"),
-    Experiment(11, "assemblies.project", "neurons n", (500, 1000, 2000, 4000), (250, 500, 1000, 2000),
-               _ch11, "k = sqrt(n), p = 0.05, beta = 0.1, 20 rounds"),
+    Experiment(11, "assemblies.project (dense)", "neurons n", (500, 1000, 2000, 4000), (250, 500, 1000, 2000),
+               _ch11, "dense n x n synapses, k = sqrt(n), p = 0.05, beta = 0.1, 20 rounds"),
+    Experiment(11, "assemblies.project (sparse)", "neurons n", (10000, 20000, 40000, 80000),
+               (5000, 10000, 20000, 40000), _ch11_sparse,
+               "rows drawn when a neuron first fires, k = sqrt(n), p = 0.01, beta = 0.1, 20 rounds"),
 )
 
 
