@@ -212,6 +212,111 @@ def deep_linear_gd(X, y, depth, width, init_scale, lr, steps, seed=0, record=40,
                                         record=record, loss="logistic", svm=svm)
 
 
+def deep_linear_gd_batch(X, y, depth, width, init_scales, lr, steps, seeds=0, record=40,
+                         svm="auto") -> list[LinearNetPath]:
+    """:func:`deep_linear_gd` for several runs at once, as one batched computation.
+
+    ``init_scales`` and ``seeds`` are scalars or equal-length sequences (a scalar is repeated);
+    run ``b`` uses ``init_scales[b]`` and ``seeds[b]`` and starts from exactly the layers that
+    ``deep_linear_gd(..., init_scale=init_scales[b], seed=seeds[b])`` draws. The layers of all
+    runs are stacked along a leading batch axis, so one step costs about as many numpy calls
+    as a single run's step: B runs take little more than the time of one. The iterates are those
+    of the separate runs up to floating-point summation order. A run whose loss or layers stop
+    being finite is frozen and reports ``diverged_at``; the others go on.
+    Returns one :class:`LinearNetPath` per run.
+    """
+    X, y = _check_labelled_data(X, y)
+    n, d = X.shape
+    scales = np.atleast_1d(np.asarray(init_scales, dtype=float))
+    seed_list = np.atleast_1d(np.asarray(seeds))
+    if scales.ndim != 1 or seed_list.ndim != 1 or scales.size == 0 or seed_list.size == 0:
+        raise ValueError("init_scales and seeds must be scalars or non-empty 1-d sequences")
+    B = max(scales.size, seed_list.size)
+    if scales.size not in (1, B) or seed_list.size not in (1, B):
+        raise ValueError(f"init_scales ({scales.size}) and seeds ({seed_list.size}) must have the same length or be scalars")
+    scales = np.broadcast_to(scales, (B,))
+    seed_list = np.broadcast_to(seed_list, (B,))
+    if not all(float(s).is_integer() and s >= 0 for s in seed_list):
+        raise ValueError(f"seeds must be non-negative integers, got {seed_list.tolist()}")
+    if not (np.isscalar(lr) and np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    if int(steps) != steps or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    # draw each run's layers exactly as deep_linear_gd does (and let it validate the shapes)
+    firsts = [deep_linear_gd(X, y, depth, width, float(sc), lr, 0, seed=int(sd), record=[0], svm=None)
+              for sc, sd in zip(scales, seed_list)]
+    Ws = [np.stack([f.final_layers[k] for f in firsts]) for k in range(int(depth))]  # (B, out, in)
+    L = len(Ws)
+    svm = _resolve_svm(X, y, svm, d)
+    checkpoints = log_checkpoints(int(steps), record)
+    Z = y[:, None] * X
+    active = np.ones(B, dtype=bool)
+    diverged_at = [None] * B
+    rec_layers = [[] for _ in range(B)]
+    rec_beta = [[] for _ in range(B)]
+    rec_loss = [[] for _ in range(B)]
+
+    def forward():
+        s = Ws[-1][:, 0, :]  # (B, width): the last layer's row
+        for W in reversed(Ws[:-1]):
+            s = np.matmul(s[:, None, :], W)[:, 0, :]
+        return s  # (B, d)
+
+    def loss_grad(beta):
+        m = beta @ Z.T  # (B, n)
+        value = np.logaddexp(0.0, -m).mean(axis=1)
+        weights = 0.5 * (1.0 - np.tanh(0.5 * m))
+        return value, -(weights @ Z) / n
+
+    t = 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for c in checkpoints:
+            while t < c and active.any():
+                value, g = loss_grad(forward())
+                bad = active & ~(value < np.inf)
+                if bad.any():  # freeze those runs where they are
+                    active &= ~bad
+                eta = np.where(active, lr, 0.0)
+                suffix = [None] * L  # row vector after layer k+1, per run
+                s = np.ones((B, 1))
+                for k in range(L - 1, -1, -1):
+                    suffix[k] = s
+                    s = np.matmul(s[:, None, :], Ws[k])[:, 0, :]
+                v = g
+                for k in range(L):
+                    grad = suffix[k][:, :, None] * v[:, None, :]
+                    v = np.matmul(Ws[k], v[:, :, None])[:, :, 0]
+                    Ws[k] -= eta[:, None, None] * grad
+                t += 1
+            beta = forward()
+            value, _ = loss_grad(beta)
+            for b in range(B):
+                if diverged_at[b] is not None:
+                    continue
+                finite = np.isfinite(value[b]) and all(np.all(np.isfinite(W[b])) for W in Ws)
+                if not finite or not active[b]:
+                    diverged_at[b] = int(t)
+                    active[b] = False
+                    continue
+                rec_layers[b].append([W[b].copy() for W in Ws])
+                rec_beta[b].append(beta[b].copy())
+                rec_loss[b].append(float(value[b]))
+    out = []
+    for b in range(B):
+        Bm = np.array(rec_beta[b]).reshape(-1, d)
+        norms = np.linalg.norm(Bm, axis=1)
+        safe = np.where(norms > 0, norms, 1.0)
+        margin = np.where(norms > 0, (Bm @ Z.T).min(axis=1) / safe, np.nan)
+        if svm is not None:
+            angle = np.where(norms > 0, np.arccos(np.clip((Bm @ svm) / safe, -1.0, 1.0)), np.nan)
+        else:
+            angle = np.full(len(Bm), np.nan)
+        out.append(LinearNetPath(steps=checkpoints[: len(Bm)], layers=rec_layers[b], beta=Bm,
+                                 loss=np.array(rec_loss[b]), margin=margin, angle=angle, svm=svm,
+                                 lr=float(lr), diverged_at=diverged_at[b]))
+    return out
+
+
 # ----------------------------------------------------------------------------- diagnostics
 def _check_matrix(W, name="W"):
     W = np.asarray(W, dtype=float)

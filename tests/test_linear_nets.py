@@ -150,3 +150,43 @@ def test_widget_every_grid_point():
     for params in spec.points():
         fig = widgets.render(spec, params, strict=True)
         assert fig is not None
+
+
+# ----------------------------------------------------------------------------- batched runs
+def test_batch_matches_separate_runs():
+    X, y = ln.random_separable(15, 4, seed=2)
+    scales, seeds = [0.05, 0.3, 0.1], [0, 0, 5]
+    batch = ln.deep_linear_gd_batch(X, y, 3, [5, 4], scales, 0.5, 400, seeds=seeds, record=[0, 7, 100, 400])
+    assert len(batch) == 3
+    for path, sc, sd in zip(batch, scales, seeds):
+        ref = ln.deep_linear_gd(X, y, 3, [5, 4], sc, 0.5, 400, seed=sd, record=[0, 7, 100, 400])
+        np.testing.assert_array_equal(path.steps, ref.steps)
+        np.testing.assert_allclose(path.beta, ref.beta, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(path.loss, ref.loss, rtol=1e-12)
+        np.testing.assert_allclose(path.angle, ref.angle, atol=1e-10)
+        for Wb, Wr in zip(path.final_layers, ref.final_layers):
+            np.testing.assert_allclose(Wb, Wr, rtol=1e-12, atol=1e-14)
+        assert path.diverged_at is None
+
+
+def test_batch_scalar_broadcast_and_divergence():
+    X, y = ln.random_separable(10, 2, seed=0)
+    runs = ln.deep_linear_gd_batch(X, y, 4, 3, [0.1, 3.0], 1e6, 200, seeds=0, record=[0, 1, 200])
+    ref = ln.deep_linear_gd(X, y, 4, 3, 3.0, 1e6, 200, seed=0, record=[0, 1, 200])
+    assert runs[1].diverged and ref.diverged and np.all(np.isfinite(runs[1].loss))
+    many = ln.deep_linear_gd_batch(X, y, 2, 3, 0.1, 0.5, 20, seeds=range(4), record=3)
+    assert len(many) == 4 and not np.allclose(many[0].beta, many[1].beta)
+
+
+def test_batch_errors():
+    X, y = ln.random_separable(10, 2, seed=0)
+    with pytest.raises(ValueError, match="same length"):
+        ln.deep_linear_gd_batch(X, y, 2, 3, [0.1, 0.2], 0.1, 10, seeds=[0, 1, 2])
+    with pytest.raises(ValueError, match="seeds must be non-negative"):
+        ln.deep_linear_gd_batch(X, y, 2, 3, 0.1, 0.1, 10, seeds=[-1])
+    with pytest.raises(ValueError, match="non-empty"):
+        ln.deep_linear_gd_batch(X, y, 2, 3, [], 0.1, 10)
+    with pytest.raises(ValueError, match="lr"):
+        ln.deep_linear_gd_batch(X, y, 2, 3, 0.1, -1.0, 10)
+    with pytest.raises(ValueError, match="depth"):
+        ln.deep_linear_gd_batch(X, y, 0, 3, 0.1, 0.1, 10)
