@@ -72,4 +72,6 @@ def test_quick_table_has_rows(scaling):
 def test_speedup_row_format(scaling):
     s = scaling.Speedup("demo", 10, loop_s=2.0, batched_s=0.5, max_abs_diff=0.0)
     assert s.speedup == pytest.approx(4.0)
-    assert "4.0x" in scaling.format_speedups([s])[-1]
+    assert s.cpu_speedup is None and "4.0x" in scaling.format_speedups([s])[-1]
+    s = scaling.Speedup("demo", 10, loop_s=2.0, batched_s=0.5, max_abs_diff=0.0, loop_cpu=3.0, batched_cpu=0.5)
+    assert s.cpu_speedup == pytest.approx(6.0) and "6.0x" in scaling.format_speedups([s])[-1]
