@@ -179,10 +179,15 @@ def _check_data(data, name="data"):
 
 
 def train_classifiers(kind: str, depth: int, width: int, data: Dataset, steps: int, seeds,
-                      lr: float = 0.01, test: Dataset | None = None) -> list[TrainResult]:
+                      lr: float = 0.01, test: Dataset | None = None, device: str | None = None) -> list[TrainResult]:
     """:func:`train_classifier` for several seeds at once (stacked, one Adam run; the same
     numbers as separate runs up to rounding, because Adam updates every coordinate on its own
-    and each model's loss involves only its own parameters)."""
+    and each model's loss involves only its own parameters).
+
+    ``device``: the torch device to train on (``"cpu"`` or ``"cuda"``); ``None`` follows
+    ``DLT_DEVICE`` (a GPU when torch sees one, see :func:`helpers.repro.device`). The
+    initialisation is drawn on the CPU, so a seed gives the same starting weights everywhere;
+    the returned models live on the CPU."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     depth = _check_int(depth, "depth", 1)
@@ -198,11 +203,18 @@ def train_classifiers(kind: str, depth: int, width: int, data: Dataset, steps: i
         _check_data(test, "test")
     import torch
 
+    from helpers import repro
+
+    device = repro.device(use_torch=True) if device is None else str(device).strip().lower()
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but torch sees no GPU; use device='cpu'")
     inits = [_init(kind, depth, width, X.shape[1], s) for s in seeds]
-    params = {k: torch.stack([p[k] for p in inits]).requires_grad_() for k in inits[0]}
+    params = {k: torch.stack([p[k] for p in inits]).to(device).requires_grad_() for k in inits[0]}
     S = len(seeds)
-    Xt = torch.as_tensor(X).expand(S, *X.shape)
-    yt = torch.as_tensor(y).expand(S, -1)
+    Xt = torch.as_tensor(X, device=device).expand(S, *X.shape)
+    yt = torch.as_tensor(y, device=device).expand(S, -1)
     opt = torch.optim.Adam(list(params.values()), lr=lr, foreach=True)
     hist = np.full((S, steps), np.nan)
     diverged_at = [None] * S
@@ -210,7 +222,7 @@ def train_classifiers(kind: str, depth: int, width: int, data: Dataset, steps: i
         opt.zero_grad()
         per_model = torch.nn.functional.binary_cross_entropy_with_logits(
             _forward(kind, depth, params, Xt), yt, reduction="none").mean(dim=1)
-        hist[:, t] = per_model.detach().numpy()
+        hist[:, t] = per_model.detach().cpu().numpy()
         bad = ~np.isfinite(hist[:, t])
         if bad.any():
             for s in np.flatnonzero(bad):
@@ -220,7 +232,7 @@ def train_classifiers(kind: str, depth: int, width: int, data: Dataset, steps: i
         opt.step()
     out = []
     for s in range(S):
-        model = _module(kind, depth, width, {k: v[s] for k, v in params.items()})
+        model = _module(kind, depth, width, {k: v[s].detach().cpu() for k, v in params.items()})
         n_params = sum(int(np.prod(v.shape[1:])) for v in params.values())
         div = diverged_at[s] is not None
         tr_acc = float("nan") if div else accuracy(model, Dataset(X, y))
@@ -232,7 +244,7 @@ def train_classifiers(kind: str, depth: int, width: int, data: Dataset, steps: i
 
 
 def train_classifier(kind: str, depth: int, width: int, data: Dataset, steps: int, seed: int,
-                     lr: float = 0.01, test: Dataset | None = None) -> TrainResult:
+                     lr: float = 0.01, test: Dataset | None = None, device: str | None = None) -> TrainResult:
     """Train a narrow network on ``data`` with full-batch Adam on the logistic loss (float64).
 
     ``kind="resnet1"``: ``depth`` residual blocks ``x <- x + V relu(U x + b)`` with ``width``
@@ -241,7 +253,7 @@ def train_classifier(kind: str, depth: int, width: int, data: Dataset, steps: in
     Initialisation as ``torch.nn.Linear``, seeded by ``seed``. A non-finite loss stops
     training and is reported in ``diverged`` / ``diverged_at``.
     """
-    return train_classifiers(kind, depth, width, data, steps, [seed], lr=lr, test=test)[0]
+    return train_classifiers(kind, depth, width, data, steps, [seed], lr=lr, test=test, device=device)[0]
 
 
 # ----------------------------------------------------------------------------- the ray test

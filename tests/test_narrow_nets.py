@@ -89,3 +89,21 @@ def test_errors():
         nn_.decision_region_unbounded(lambda X: X[:, 0], r_max=-1.0)
     with pytest.raises(ValueError):
         nn_.decision_region_unbounded(lambda X: X[:, 0], n_rays=0)
+
+
+def test_device_argument_and_dlt_device(monkeypatch):
+    import torch
+
+    data = nn_.unit_ball_data(40, seed=0)
+    default = nn_.train_classifiers("resnet1", 2, 1, data, 20, [0, 1], lr=0.02)
+    monkeypatch.setenv("DLT_DEVICE", "cpu")
+    env = nn_.train_classifiers("resnet1", 2, 1, data, 20, [0, 1], lr=0.02)
+    explicit = nn_.train_classifier("resnet1", 2, 1, data, 20, 1, lr=0.02, device="cpu")
+    np.testing.assert_array_equal(default[1].loss, env[1].loss)
+    np.testing.assert_allclose(explicit.loss, default[1].loss, rtol=1e-12)
+    assert all(p.device.type == "cpu" for p in explicit.model.parameters())
+    with pytest.raises(ValueError, match="device must be"):
+        nn_.train_classifiers("fc", 2, 2, data, 5, [0], device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no GPU"):
+            nn_.train_classifiers("fc", 2, 2, data, 5, [0], device="cuda")
