@@ -31,7 +31,8 @@ __all__ = [
     "random_psd", "matrix_factorization_gd", "matrix_completion_gd", "completion_instance",
     "completion_hessian", "completion_sweep", "inspect_completion_failures",
     "relu_kernel", "teacher_student_loss", "teacher_student_grad", "teacher_student_relu",
-    "teacher_student_hessian",
+    "teacher_student_hessian", "stable_lr", "spurious_minima_table", "SpuriousTable", "batched_speedup",
+    "BatchedSpeedup",
     "tensor_power_ascent", "tensor_overlap_sweep", "tensor_exceptions", "tensor_riemannian_hessian_max",
 ]
 
@@ -736,6 +737,13 @@ class TeacherStudentResult:
         return ~self.success & ~self.spurious
 
 
+def _torch_device(device) -> str:
+    name = str(device).strip().lower()
+    if name.split(":")[0] not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N' (or None for DLT_DEVICE), got {device!r}")
+    return name
+
+
 def _seed_list(seeds):
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         return list(range(_count(seeds, "seeds")))
@@ -750,7 +758,7 @@ def _seed_list(seeds):
 
 def teacher_student_relu(teacher_k: int, student_k: int, d: int | None = None, samples: int | None = None,
                          steps: int = 2000, seeds=50, lr: float = 0.5, loss_tol: float = 1e-6,
-                         grad_tol: float = 1e-6, device: str = "cpu") -> TeacherStudentResult:
+                         grad_tol: float = 1e-6, device: str | None = None) -> TeacherStudentResult:
     """GD restarts on the teacher-student problem of Safran & Shamir (2018), batched over seeds.
 
     Teacher: sum_{j<k} relu(e_j . x) (orthonormal v_j = e_j, needs d >= k; d defaults to k).
@@ -758,7 +766,10 @@ def teacher_student_relu(teacher_k: int, student_k: int, d: int | None = None, s
     ``np.random.default_rng(seed)``, one start per seed. Loss: 1/2 E(student - teacher)^2 with
     x ~ N(0, I_d), computed in closed form when ``samples`` is None, else on a fixed Gaussian
     sample of that size (drawn from the seed). Plain GD with step ``lr`` in float64, all seeds in
-    one tensor. ``seeds``: a count (0..S-1) or a list of seeds.
+    one tensor. ``seeds``: a count (0..S-1) or a list of seeds. ``device``: a torch device name;
+    ``None`` follows ``DLT_DEVICE`` (a GPU when torch sees one, see :func:`helpers.repro.device`).
+    Each seed's run does not depend on the others in the batch: a loop of single-seed calls
+    gives the same numbers (:func:`batched_speedup` measures both).
     """
     import torch
 
@@ -772,6 +783,7 @@ def teacher_student_relu(teacher_k: int, student_k: int, d: int | None = None, s
     lr, steps = _check_step(lr, steps)
     loss_tol, grad_tol = _positive(loss_tol, "loss_tol"), _positive(grad_tol, "grad_tol")
     seeds = _seed_list(seeds)
+    device = repro.device(use_torch=True) if device is None else _torch_device(device)
     S = len(seeds)
     torch.set_flush_denormal(True)  # denormals in near-converged runs slow float64 GD ~15x
     dt = torch.float64
@@ -801,13 +813,11 @@ def teacher_student_relu(teacher_k: int, student_k: int, d: int | None = None, s
     G = grad(W)
     for _ in range(steps):
         Wn = W - lr * G
+        # a diverging restart keeps its last finite iterate; no host sync (bad.any()) per step
         bad = ~torch.isfinite(Wn).all(dim=(1, 2))
-        if bad.any():
-            diverged |= bad
-            Wn[bad] = W[bad]
-        W = Wn
-        G = grad(W)
-        G[diverged] = 0.0
+        diverged |= bad
+        W = torch.where(bad[:, None, None], W, Wn)
+        G = grad(W).masked_fill_(diverged[:, None, None], 0.0)
     Wf = W.cpu().numpy()
     if samples is None:
         with np.errstate(over="ignore", invalid="ignore"):  # diverged rows are set to inf below
@@ -853,6 +863,214 @@ def teacher_student_hessian(W, teacher_k: int) -> np.ndarray:
     H = torch.autograd.functional.hessian(loss, torch.tensor(W.ravel(), dtype=torch.float64))
     H = H.numpy()
     return (H + H.T) / 2
+
+
+# ---------------------------------------------------------------------------------------------
+# the spurious-minima table (Safran & Shamir 2018) at any scale, and batched vs looped restarts
+
+def stable_lr(teacher_k: int, student_k: int | None = None, base: float = 0.5) -> float:
+    """The GD step used for the spurious-minima table: ``min(base, 6 / max(k, n))``.
+
+    The largest Hessian eigenvalue of the population loss at the global minimum grows about
+    linearly in k (about 3.1 at k = 10, 5.7 at k = 20), so a fixed step makes GD oscillate
+    around the minimum once 2 / lambda_max drops below it (k >= 14 for the step 0.5). 6 / k stays
+    below 2 / lambda_max for every k <= 20 and equals 0.5 up to k = 12.
+    """
+    k = _count(teacher_k, "teacher_k")
+    n = k if student_k is None else _count(student_k, "student_k")
+    return min(_positive(base, "base"), 6.0 / max(k, n))
+
+
+def _table_configs(ks) -> list:
+    try:
+        items = list(ks)
+    except TypeError:
+        raise ValueError("ks must be a sequence of teacher sizes k (student n = k) or of (k, n) pairs") from None
+    if not items:
+        raise ValueError("ks is empty: give at least one teacher size k or (k, n) pair")
+    out = []
+    for item in items:
+        if isinstance(item, (tuple, list)):
+            if len(item) != 2:
+                raise ValueError(f"a (k, n) pair must have two entries, got {item!r}")
+            out.append((_count(item[0], "k"), _count(item[1], "n")))
+        else:
+            k = _count(item, "k")
+            out.append((k, k))
+    return out
+
+
+def _table_point(k: int, n: int, restarts: int, steps: int, lr: float, device: str, threads: int):
+    """One row of the spurious-minima table; runs in a sweep worker (its result cached at paper scale)."""
+    import time
+
+    import torch
+
+    from helpers import sweep
+
+    if threads:
+        torch.set_num_threads(threads)
+    fn = sweep.cached(_timed_teacher_student)
+    hit = bool(getattr(fn, "check_call_in_cache", lambda *a: False)(k, n, restarts, steps, lr, device))
+    t0 = time.perf_counter()
+    res, seconds = fn(k, n, restarts, steps, lr, device)
+    return res, seconds, hit, time.perf_counter() - t0
+
+
+def _timed_teacher_student(k, n, restarts, steps, lr, device):
+    import time
+
+    t0 = time.perf_counter()
+    res = teacher_student_relu(k, n, None, None, steps, restarts, lr=lr, device=device)
+    return res, time.perf_counter() - t0
+
+
+@dataclass
+class SpuriousTable:
+    """The teacher-student spurious-minima table: one :class:`TeacherStudentResult` per (k, n)."""
+
+    rows: list              # TeacherStudentResult, in the order of the configurations given
+    restarts: int
+    steps: int
+    lrs: list               # GD step per row
+    seconds: list           # computing time of each row (as first computed, also when read from the cache)
+    cached: list            # whether each row was read from the on-disk cache
+    wall_s: float           # wall time of this call
+    backend: str            # "sequential", "loky", "local-dask" or a scheduler address
+    n_jobs: int
+    device: str
+
+    @property
+    def compute_s(self) -> float:
+        """Total computing time of the rows (summed over the rows, whichever worker ran them)."""
+        return float(sum(self.seconds))
+
+    def row(self, k: int, n: int | None = None) -> TeacherStudentResult:
+        """The result for teacher size k and student size n (default n = k)."""
+        n = k if n is None else n
+        for r in self.rows:
+            if (r.teacher_k, r.student_k) == (k, n):
+                return r
+        raise ValueError(f"no row for k={k}, n={n}; rows: {[(r.teacher_k, r.student_k) for r in self.rows]}")
+
+    @property
+    def stuck(self) -> dict:
+        """(k, n) -> fraction of restarts stuck at a spurious critical point."""
+        return {(r.teacher_k, r.student_k): float(r.spurious.mean()) for r in self.rows}
+
+    def timing(self) -> str:
+        """One sentence: how long the table took, where, and how much came from the cache."""
+        where = "this process" if self.backend == "sequential" else f"{self.n_jobs} {self.backend} workers"
+        text = (f"{len(self.rows)} rows x {self.restarts} restarts x {self.steps} steps on {self.device}: "
+                f"{self.compute_s:.1f} s of computation, {self.wall_s:.1f} s wall on {where}")
+        hits = sum(self.cached)
+        if hits:
+            text += f" ({hits} of {len(self.rows)} rows read from the cache)"
+        return text
+
+
+def spurious_minima_table(ks, restarts: int, steps: int, lr: float | None = None, n_jobs: int | None = None,
+                          device: str | None = None) -> SpuriousTable:
+    """GD restarts on the Safran & Shamir (2018) teacher-student problem for every (k, n).
+
+    ``ks``: teacher sizes k (student n = k) or (k, n) pairs. Each row is
+    ``teacher_student_relu(k, n, None, None, steps, restarts, lr=lr)`` (seeds 0..restarts-1, all restarts
+    one batched tensor computation), with ``lr=None`` meaning :func:`stable_lr`. Rows are spread
+    over :func:`helpers.sweep.run` workers (local processes, or the Dask cluster in
+    ``DLT_CLUSTER``), largest first, and cached on disk at paper scale
+    (:func:`helpers.sweep.cached`). ``n_jobs=None``: one process at the default scale or on a
+    GPU (the batch already fills it), every core at ``DLT_SCALE=paper`` on the CPU.
+    """
+    import os
+    import time
+
+    from helpers import sweep
+
+    configs = _table_configs(ks)
+    restarts = _count(restarts, "restarts")
+    steps = _count(steps, "steps", minimum=0)
+    if lr is not None:
+        lr = _positive(lr, "lr")
+    device = repro.device(use_torch=True) if device is None else _torch_device(device)
+    cores = os.cpu_count() or 1
+    if n_jobs is None:
+        n_jobs = cores if (repro.scale() == "paper" and device == "cpu") else 1
+    n_jobs = _count(n_jobs, "n_jobs")
+    threads = max(1, cores // n_jobs) if n_jobs > 1 else 0   # 0: keep this process's setting
+    lrs = [lr if lr is not None else stable_lr(k, n) for k, n in configs]
+    points = [dict(k=k, n=n, restarts=restarts, steps=steps, lr=a, device=device, threads=threads)
+              for (k, n), a in zip(configs, lrs)]
+    order = sorted(range(len(points)), key=lambda i: -points[i]["n"] * (points[i]["n"] + points[i]["k"]))
+    t0 = time.perf_counter()
+    out = sweep.run(_table_point, [points[i] for i in order], n_jobs=n_jobs, desc="spurious-minima table")
+    wall = time.perf_counter() - t0
+    out.raise_failures()
+    values = [None] * len(points)
+    for i, v in zip(order, out.values):
+        values[i] = v
+    return SpuriousTable([v[0] for v in values], restarts, steps, lrs, [float(v[1]) for v in values],
+                         [bool(v[2]) for v in values], wall, out.backend, n_jobs, device)
+
+
+@dataclass
+class BatchedSpeedup:
+    """Restarts of :func:`teacher_student_relu` as one batch against a Python loop over restarts."""
+
+    restarts: int
+    k: int
+    n: int
+    steps: int
+    device: str
+    loop_s: float          # wall time of the loop of single-restart calls
+    batched_s: float       # wall time of one batched call
+    speedup: float         # loop_s / batched_s
+    max_abs_diff: float    # largest |final loss, batched - final loss, loop| over the restarts
+    max_abs_diff_W: float  # the same for the final weights
+
+
+def batched_speedup(restarts: int, k: int = 10, n: int | None = None, steps: int = 500,
+                    lr: float | None = None, device: str | None = None, threads: int | None = None,
+                    seed: int = 0) -> BatchedSpeedup:
+    """Time ``restarts`` GD restarts of the teacher-student problem batched against a loop.
+
+    The same seeds (``seed .. seed + restarts - 1``) run once as one batched call and once as
+    a loop of single-seed calls; both give the same final losses and weights (to rounding).
+    ``threads``: torch threads during the timing (restored afterwards; None keeps the current).
+    """
+    import time
+
+    import torch
+
+    restarts = _count(restarts, "restarts")
+    k = _count(k, "k")
+    n = k if n is None else _count(n, "n")
+    steps = _count(steps, "steps")
+    lr = stable_lr(k, n) if lr is None else _positive(lr, "lr")
+    device = repro.device(use_torch=True) if device is None else _torch_device(device)
+    seed = _count(seed, "seed", minimum=0)
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(_count(threads, "threads"))
+    seeds = list(range(seed, seed + restarts))
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    try:
+        teacher_student_relu(k, n, None, None, 2, seeds[:2], lr=lr, device=device)  # warm-up
+        sync()
+        t0 = time.perf_counter()
+        batch = teacher_student_relu(k, n, None, None, steps, seeds, lr=lr, device=device)
+        sync()
+        t1 = time.perf_counter()
+        loop = [teacher_student_relu(k, n, None, None, steps, [s], lr=lr, device=device) for s in seeds]
+        sync()
+        t2 = time.perf_counter()
+    finally:
+        torch.set_num_threads(before)
+    loop_losses = np.concatenate([r.losses for r in loop])
+    loop_W = np.concatenate([r.W for r in loop])
+    with np.errstate(invalid="ignore"):  # inf - inf for a restart that diverged in both
+        dl = np.where(np.isinf(loop_losses) & (loop_losses == batch.losses), 0.0, np.abs(batch.losses - loop_losses))
+    return BatchedSpeedup(restarts, k, n, steps, device, t2 - t1, t1 - t0, (t2 - t1) / (t1 - t0),
+                          float(np.max(dl)), float(np.max(np.abs(batch.W - loop_W))))
 
 
 # ---------------------------------------------------------------------------------------------
