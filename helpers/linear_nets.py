@@ -20,8 +20,8 @@ Layout (so that new parametrizations slot in):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
