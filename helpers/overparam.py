@@ -315,13 +315,15 @@ def teacher_data(teacher_width, d, n, n_test=2000, data_seed=0):
 
 
 def teacher_student(teacher_width, student_width, d, n, steps, seeds, lr=0.02, n_test=2000, data_seed=0,
-                    record_every=None):
+                    record_every=None, device=None):
     """Fit ``g(x) = sum_r v_r relu(w_r.x)`` to a ``teacher_width``-unit teacher, one run per seed.
 
     Both layers are trained with full-batch Adam (learning rate ``lr``) on the squared loss;
     all seeds are trained at once as a batch. ``seeds`` sets the students' initialisations
     (``w_r ~ N(0, I/d)``, ``v_r ~ N(0, 1/m)``); ``data_seed`` the teacher and the data.
     Returns a :class:`TeacherStudent` with each seed's final normalised train and test MSE.
+    ``device``: a torch device name; ``None`` follows ``DLT_DEVICE`` (a GPU when torch sees one).
+    A seed's run does not depend on the other seeds of the batch (same numbers as alone).
     """
     import torch
 
@@ -334,6 +336,10 @@ def teacher_student(teacher_width, student_width, d, n, steps, seeds, lr=0.02, n
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("pass at least one seed")
+    if device is None:
+        device = repro.device(use_torch=True)
+    elif str(device).split(":")[0] not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N' (None: DLT_DEVICE), got {device!r}")
     X, y, Xte, yte = teacher_data(teacher_width, d, n, n_test, data_seed)
     m = int(student_width)
     inits = []
@@ -343,9 +349,9 @@ def teacher_student(teacher_width, student_width, d, n, steps, seeds, lr=0.02, n
     W = np.stack([w for w, _ in inits])
     v = np.stack([a for _, a in inits])
     dt = torch.float32  # float32 halves the time; the errors compared are far above its precision
-    W = torch.tensor(W, dtype=dt, requires_grad=True)
-    v = torch.tensor(v, dtype=dt, requires_grad=True)
-    Xt, yt = torch.tensor(X, dtype=dt), torch.tensor(y, dtype=dt)
+    W = torch.tensor(W, dtype=dt, device=device, requires_grad=True)
+    v = torch.tensor(v, dtype=dt, device=device, requires_grad=True)
+    Xt, yt = torch.tensor(X, dtype=dt, device=device), torch.tensor(y, dtype=dt, device=device)
     var = float(np.var(y))
 
     def predict(Xb):
@@ -359,16 +365,17 @@ def teacher_student(teacher_width, student_width, d, n, steps, seeds, lr=0.02, n
         per_seed = ((predict(Xt) - yt) ** 2).mean(1)
         if t % every == 0:
             rec_steps.append(t)
-            curve.append(per_seed.detach().numpy() / var)
+            curve.append(per_seed.detach() / var)  # stays on the device: no sync per record
         per_seed.sum().backward()  # seeds are independent: the sum's gradient is each seed's own
         opt.step()
     with torch.no_grad():
-        train = ((predict(Xt) - yt) ** 2).mean(1).numpy() / var
-        test = ((predict(torch.tensor(Xte, dtype=dt)) - torch.tensor(yte, dtype=dt)) ** 2).mean(1).numpy()
+        train = ((predict(Xt) - yt) ** 2).mean(1).cpu().numpy() / var
+        Xte_t, yte_t = torch.tensor(Xte, dtype=dt, device=device), torch.tensor(yte, dtype=dt, device=device)
+        test = ((predict(Xte_t) - yte_t) ** 2).mean(1).cpu().numpy()
         test = test / float(np.var(yte))
     diverged = ~np.isfinite(train)
     return TeacherStudent(int(teacher_width), m, seeds, train.astype(float), test.astype(float),
-                          np.array(rec_steps), np.array(curve).T.astype(float), diverged)
+                          np.array(rec_steps), torch.stack(curve).cpu().numpy().T.astype(float), diverged)
 
 
 def plot_teacher_student(results):

@@ -384,6 +384,78 @@ def test_teacher_student_divergence_is_reported():
     assert not res.spurious[res.diverged].any()
 
 
+def test_batched_speedup_loop_gives_the_same_final_losses():
+    b = L.batched_speedup(6, k=4, steps=60, device="cpu")
+    assert (b.restarts, b.k, b.n, b.steps, b.device) == (6, 4, 4, 60, "cpu")
+    assert b.max_abs_diff <= 1e-10 and b.max_abs_diff_W <= 1e-10
+    assert b.loop_s > 0 and b.batched_s > 0 and b.speedup == pytest.approx(b.loop_s / b.batched_s)
+    # and against an explicit loop of single-restart calls, seed by seed
+    batch = L.teacher_student_relu(4, 5, None, None, 40, [7, 8, 9], lr=0.5, device="cpu")
+    loop = np.array([L.teacher_student_relu(4, 5, None, None, 40, [s], lr=0.5, device="cpu").losses[0]
+                     for s in (7, 8, 9)])
+    np.testing.assert_allclose(batch.losses, loop, rtol=0, atol=1e-10)
+
+
+def test_batched_speedup_errors():
+    for kwargs, match in [(dict(restarts=0), "restarts"), (dict(restarts=2, k=0), "k"),
+                          (dict(restarts=2, steps=0), "steps"), (dict(restarts=2, device="tpu"), "device"),
+                          (dict(restarts=2, threads=0), "threads")]:
+        with pytest.raises(ValueError, match=match):
+            L.batched_speedup(**kwargs)
+
+
+def test_stable_lr_below_two_over_the_top_hessian_eigenvalue():
+    assert L.stable_lr(6) == L.stable_lr(12) == 0.5
+    assert L.stable_lr(20) == pytest.approx(0.3) and L.stable_lr(10, 11) == 0.5 and L.stable_lr(20, 21) < 0.3
+    for k in (6, 14, 20):  # near the global minimum W = I (exactly there arccos is singular)
+        W = np.eye(k) + 1e-5 * np.random.default_rng(k).standard_normal((k, k))
+        lam = np.linalg.eigvalsh(L.teacher_student_hessian(W, k))[-1]
+        assert L.stable_lr(k) < 2 / lam
+    with pytest.raises(ValueError, match="teacher_k"):
+        L.stable_lr(0)
+
+
+def test_spurious_minima_table_rows_equal_direct_runs(monkeypatch):
+    monkeypatch.delenv("DLT_SCALE", raising=False)
+    monkeypatch.delenv("DLT_CLUSTER", raising=False)
+    t = L.spurious_minima_table([(3, 3), 4, (3, 4)], restarts=5, steps=80, device="cpu")
+    assert [(r.teacher_k, r.student_k) for r in t.rows] == [(3, 3), (4, 4), (3, 4)]
+    assert t.backend == "sequential" and t.n_jobs == 1 and not any(t.cached)
+    assert t.lrs == [0.5, 0.5, 0.5] and len(t.seconds) == 3 and t.compute_s > 0 and t.wall_s > 0
+    for r in t.rows:
+        direct = L.teacher_student_relu(r.teacher_k, r.student_k, None, None, 80, 5, lr=0.5, device="cpu")
+        np.testing.assert_array_equal(r.losses, direct.losses)
+    assert t.row(4).student_k == 4 and t.row(3, 4).student_k == 4
+    assert set(t.stuck) == {(3, 3), (4, 4), (3, 4)} and "3 rows x 5 restarts x 80 steps" in t.timing()
+    with pytest.raises(ValueError, match="no row"):
+        t.row(9)
+    # the same rows from two worker processes, in the order given
+    par = L.spurious_minima_table([(3, 3), 4, (3, 4)], restarts=5, steps=80, n_jobs=2, device="cpu")
+    assert par.backend == "loky" and par.n_jobs == 2
+    for a, b in zip(par.rows, t.rows):
+        np.testing.assert_array_equal(a.losses, b.losses)
+
+
+def test_spurious_minima_table_caches_at_paper_scale(monkeypatch, tmp_path):
+    monkeypatch.setenv("DLT_SCALE", "paper")
+    monkeypatch.setenv("DLT_CACHE", str(tmp_path))
+    first = L.spurious_minima_table([3], restarts=3, steps=20, n_jobs=1, device="cpu")
+    again = L.spurious_minima_table([3], restarts=3, steps=20, n_jobs=1, device="cpu")
+    assert first.cached == [False] and again.cached == [True]
+    assert again.seconds == first.seconds  # the computing time is stored with the cached row
+    np.testing.assert_array_equal(again.rows[0].losses, first.rows[0].losses)
+    assert "read from the cache" in again.timing()
+
+
+def test_spurious_minima_table_errors():
+    for args, kwargs, match in [(([], 2, 10), {}, "empty"), ((5, 2, 10), {}, "sequence"),
+                                (([(3, 3, 3)], 2, 10), {}, "two entries"), (([0], 2, 10), {}, "k must"),
+                                (([3], 0, 10), {}, "restarts"), (([3], 2, 10), {"lr": -1}, "lr"),
+                                (([3], 2, 10), {"n_jobs": 0}, "n_jobs"), (([3], 2, 10), {"device": "gpu"}, "device")]:
+        with pytest.raises(ValueError, match=match):
+            L.spurious_minima_table(*args, **kwargs)
+
+
 # --------------------------------------------------------------------------- tensors
 
 def test_tensor_ascent_orthonormal_components_found_exactly():

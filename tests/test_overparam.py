@@ -148,6 +148,17 @@ def test_teacher_student_learns_and_validates():
         op.teacher_student(3, 4, 3, 10, 5, [])
     with pytest.raises(ValueError, match="lr"):
         op.teacher_student(3, 4, 3, 10, 5, [0], lr=0)
+    with pytest.raises(ValueError, match="device"):
+        op.teacher_student(3, 4, 3, 10, 5, [0], device="tpu")
+
+
+def test_teacher_student_device_and_curve(monkeypatch):
+    monkeypatch.setenv("DLT_DEVICE", "cpu")
+    a = op.teacher_student(4, 6, d=3, n=40, steps=20, seeds=[0, 2], n_test=30, record_every=5)
+    b = op.teacher_student(4, 6, d=3, n=40, steps=20, seeds=[0, 2], n_test=30, record_every=5, device="cpu")
+    np.testing.assert_array_equal(a.train_mse, b.train_mse)
+    assert a.train_curve.shape == (2, 4) and list(a.curve_steps) == [0, 5, 10, 15]
+    assert a.train_curve.dtype == float and np.all(np.diff(a.train_curve, axis=1) < 0)
 
 
 # ---------------------------------------------------------------------------- margins
