@@ -643,6 +643,21 @@ def few_shot_accuracy(f, labelled, test, labels_per_class, seed=0, trials=20, ru
 # rotation prediction on the digits (Gidaris et al. 2018)
 
 
+def _torch_device(device):
+    """``device`` as a torch.device, with a ValueError (not a RuntimeError) when it is unusable."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'cpu' or 'cuda' (see DLT_DEVICE), got {device!r}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda' (see DLT_DEVICE), got {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but torch sees no GPU; use device='cpu' (or unset DLT_DEVICE)")
+    return dev
+
+
 def rotate_images(images) -> tuple[np.ndarray, np.ndarray]:
     """Every image in its four rotations (0, 90, 180, 270 degrees) and the rotation labels 0..3."""
     imgs = np.asarray(images, dtype=float)
@@ -683,15 +698,19 @@ class RotationResult:
 
 
 def rotation_pretext(images, steps=300, seed=0, train_index=None, batch_size=64, lr=6e-3,
-                     channels=(16, 32), hidden=64) -> RotationResult:
+                     channels=(16, 32), hidden=64, device="cpu") -> RotationResult:
     """Train a tiny convnet to predict which of 4 rotations was applied (no labels needed).
 
     ``images`` (N, H, H) with H divisible by 4, values roughly in [0, 1]. The net trains
     (Adam, float32) on the four rotations of ``images[train_index]`` (default: a seeded 75%)
     and is scored on the four rotations of the other images. Architecture: two blocks
     conv3x3-ReLU-maxpool (``channels``), a hidden layer of ``hidden`` ReLU units, 4 outputs.
+    ``device`` (``"cpu"`` or ``"cuda"``; chapters pass ``repro.setup(...).device``) is where
+    it trains; the returned nets live on the CPU either way.
     """
     import torch
+
+    dev = _torch_device(device)
 
     imgs = np.asarray(images, dtype=float)
     if imgs.ndim != 3 or imgs.shape[1] != imgs.shape[2] or imgs.shape[1] % 4:
@@ -716,19 +735,22 @@ def rotation_pretext(images, steps=300, seed=0, train_index=None, batch_size=64,
     torch.manual_seed(int(gen.integers(2**31)))
     net = _convnet(imgs.shape[1], tuple(int(c) for c in channels), _check_int("hidden", hidden))
     net0 = copy.deepcopy(net)
+    net.to(dev)
     Xr, yr = rotate_images(imgs[train_index])
-    Xt = torch.as_tensor(Xr[:, None], dtype=torch.float32)
-    yt = torch.as_tensor(yr)
+    Xt = torch.as_tensor(Xr[:, None], dtype=torch.float32, device=dev)
+    yt = torch.as_tensor(yr, device=dev)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    batches = gen.integers(len(Xt), size=(T, B))
-    history = np.empty(T)
+    batches = torch.as_tensor(gen.integers(len(Xt), size=(T, B)), device=dev)
+    losses = torch.empty(T, device=dev)
     for t in range(T):
         out = net(Xt[batches[t]])
         loss = torch.nn.functional.cross_entropy(out, yt[batches[t]])
         opt.zero_grad()
         loss.backward()
         opt.step()
-        history[t] = loss.item()
+        losses[t] = loss.detach()  # no device sync per step
+    history = losses.cpu().double().numpy()
+    net.cpu()
 
     def accuracy(index):
         if len(index) == 0:

@@ -355,6 +355,26 @@ def test_rotation_pretext_runs_and_learns_something():
         ct.rotation_pretext(imgs, steps=1, lr=-1)
 
 
+def test_rotation_pretext_device():
+    import torch
+    from sklearn.datasets import load_digits
+
+    imgs = load_digits().images[:120] / 16.0
+    ref = ct.rotation_pretext(imgs, steps=20, seed=0)
+    cpu = ct.rotation_pretext(imgs, steps=20, seed=0, device="cpu")
+    assert np.array_equal(ref.history, cpu.history)
+    for bad in ("tpu", "gpu0", 3):
+        with pytest.raises(ValueError, match="device"):
+            ct.rotation_pretext(imgs, steps=1, device=bad)
+    if torch.cuda.is_available():
+        gpu = ct.rotation_pretext(imgs, steps=20, seed=0, device="cuda")
+        assert next(gpu.net.parameters()).device.type == "cpu"  # handed back on the CPU
+        assert np.allclose(gpu.history, ref.history, atol=1e-3)
+    else:
+        with pytest.raises(ValueError, match="no GPU"):
+            ct.rotation_pretext(imgs, steps=1, device="cuda")
+
+
 # ---------------------------------------------------------------- widget
 
 
