@@ -306,6 +306,8 @@ def width_experiment(widths=(8, 32, 128, 512, 2048), n_train=300, lr=0.1, batch_
     are trained together in one batched computation: their hidden layers are stacked into one
     matrix, every net sees the same mini-batches, and a net that has finished stops moving
     (its loss is masked out), which is exactly equivalent to training them one by one.
+    ``device`` (``"cpu"`` or ``"cuda"``; chapters pass ``repro.setup(...).device``) is where
+    the nets train; the results come back as numpy arrays either way.
     """
     widths = [int(h) for h in widths]
     if not widths or any(h < 1 for h in widths):
@@ -319,13 +321,20 @@ def width_experiment(widths=(8, 32, 128, 512, 2048), n_train=300, lr=0.1, batch_
 
     from helpers.repro import rng as make_rng
 
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'cpu' or 'cuda' (see DLT_DEVICE), got {device!r}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda' (see DLT_DEVICE), got {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but torch sees no GPU; use device='cpu' (or unset DLT_DEVICE)")
     Xtr, ytr, Xte, yte = load_digits_split(n_train, seed=seed)
     d, k = Xtr.shape[1], 10
     gen = make_rng(seed + 1)
     W1_np = [gen.uniform(-1 / np.sqrt(d), 1 / np.sqrt(d), size=(h, d)) for h in widths]
     W2_np = [gen.uniform(-1 / np.sqrt(h), 1 / np.sqrt(h), size=(k, h)) for h in widths]
     dt = torch.float32
-    dev = torch.device(device)
     W1 = torch.tensor(np.vstack(W1_np), dtype=dt, device=dev, requires_grad=True)
     W2 = [torch.tensor(W, dtype=dt, device=dev, requires_grad=True) for W in W2_np]
     bounds = np.concatenate([[0], np.cumsum(widths)])

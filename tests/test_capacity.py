@@ -172,3 +172,19 @@ def test_width_experiment_small_sweep():
     assert np.all(res.l2 > 0) and np.all(res.test_error < 0.5)
     again = cp.width_experiment(widths=(16, 256), n_train=100, lr=0.2, batch_size=50, loss_tol=0.1, max_epochs=200)
     assert np.array_equal(res.test_error, again.test_error)  # seeded
+
+
+def test_width_experiment_device():
+    torch = pytest.importorskip("torch")
+    for bad in ("tpu", "gpu0"):
+        with pytest.raises(ValueError, match="device"):
+            cp.width_experiment(widths=(8,), n_train=50, max_epochs=1, device=bad)
+    kw = dict(widths=(8, 64), n_train=60, lr=0.2, batch_size=30, loss_tol=0.1, max_epochs=30)
+    ref = cp.width_experiment(**kw)
+    assert np.array_equal(ref.test_error, cp.width_experiment(**kw, device="cpu").test_error)
+    if torch.cuda.is_available():
+        gpu = cp.width_experiment(**kw, device="cuda")
+        assert np.allclose(gpu.path_l2, ref.path_l2, rtol=1e-2)  # float32 on another device
+    else:
+        with pytest.raises(ValueError, match="no GPU"):
+            cp.width_experiment(widths=(8,), n_train=50, max_epochs=1, device="cuda")

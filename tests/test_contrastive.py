@@ -369,7 +369,7 @@ def test_rotation_pretext_device():
     if torch.cuda.is_available():
         gpu = ct.rotation_pretext(imgs, steps=20, seed=0, device="cuda")
         assert next(gpu.net.parameters()).device.type == "cpu"  # handed back on the CPU
-        assert np.allclose(gpu.history, ref.history, atol=1e-3)
+        assert np.allclose(gpu.history, ref.history, atol=1e-2)  # float32, cuDNN convolutions
     else:
         with pytest.raises(ValueError, match="no GPU"):
             ct.rotation_pretext(imgs, steps=1, device="cuda")
