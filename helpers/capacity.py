@@ -305,7 +305,7 @@ def width_experiment(widths=(8, 32, 128, 512, 2048), n_train=300, lr=0.1, batch_
     zero *and* its mean training loss is below ``loss_tol`` (or ``max_epochs``). All the widths
     are trained together in one batched computation: their hidden layers are stacked into one
     matrix, every net sees the same mini-batches, and a net that has finished stops moving
-    (its loss is masked out), which is exactly equivalent to training them one by one.
+    (it drops out of the computation), which is equivalent to training them one by one.
     ``device`` (``"cpu"`` or ``"cuda"``; chapters pass ``repro.setup(...).device``) is where
     the nets train; the results come back as numpy arrays either way.
     """
@@ -352,20 +352,24 @@ def width_experiment(widths=(8, 32, 128, 512, 2048), n_train=300, lr=0.1, batch_
 
     for epoch in range(1, max_epochs + 1):
         perm = torch.as_tensor(order_gen.permutation(n_train), device=dev)
-        mask = torch.tensor(active, dtype=dt, device=dev)
+        # only the nets still training are computed: a finished net stops moving (and costs nothing)
+        live = [j for j in range(m) if active[j]]
+        rows = torch.cat([torch.arange(seg[j].start, seg[j].stop) for j in live]).to(dev)
+        cuts = np.concatenate([[0], np.cumsum([widths[j] for j in live])])
+        live_seg = [slice(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
         for start in range(0, n_train, batch_size):
             idx = perm[start:start + batch_size]
-            outs = outputs(Xt[idx])
-            # a finished net gets weight 0: its gradient is exactly zero and it stops moving
-            total = sum(mask[j] * torch.nn.functional.cross_entropy(o, yt[idx]) for j, o in enumerate(outs))
+            hidden = torch.relu(Xt[idx] @ W1[rows].T)
+            total = sum(torch.nn.functional.cross_entropy(hidden[:, s] @ W2[j].T, yt[idx])
+                        for j, s in zip(live, live_seg))
             W1.grad = None
-            for W in W2:
-                W.grad = None
+            for j in live:
+                W2[j].grad = None
             total.backward()
             with torch.no_grad():
-                W1 -= lr * W1.grad
-                for W in W2:
-                    W -= lr * W.grad
+                W1 -= lr * W1.grad  # zero on the rows of finished nets
+                for j in live:
+                    W2[j] -= lr * W2[j].grad
         with torch.no_grad():
             outs = outputs(Xt)
             for j, o in enumerate(outs):
