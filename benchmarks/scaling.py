@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "benchmarks"):  # helpers, and run.py beside this file
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 from helpers import repro  # noqa: E402
 
@@ -436,17 +437,10 @@ def format_speedups(rows: Sequence[Speedup]) -> list[str]:
 
 
 def machine() -> str:
-    import platform
+    """benchmarks/run.py's description of the machine, plus the torch version and GPU."""
+    from run import machine as cpu_description
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+    text = cpu_description()
     try:
         import torch
 

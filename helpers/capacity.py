@@ -320,15 +320,9 @@ def width_experiment(widths=(8, 32, 128, 512, 2048), n_train=300, lr=0.1, batch_
     import torch
 
     from helpers.repro import rng as make_rng
+    from helpers.repro import torch_device
 
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'cpu' or 'cuda' (see DLT_DEVICE), got {device!r}") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda' (see DLT_DEVICE), got {device!r}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but torch sees no GPU; use device='cpu' (or unset DLT_DEVICE)")
+    dev = torch.device(torch_device(device))
     Xtr, ytr, Xte, yte = load_digits_split(n_train, seed=seed)
     d, k = Xtr.shape[1], 10
     gen = make_rng(seed + 1)

@@ -647,15 +647,9 @@ def _torch_device(device):
     """``device`` as a torch.device, with a ValueError (not a RuntimeError) when it is unusable."""
     import torch
 
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'cpu' or 'cuda' (see DLT_DEVICE), got {device!r}") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda' (see DLT_DEVICE), got {device!r}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but torch sees no GPU; use device='cpu' (or unset DLT_DEVICE)")
-    return dev
+    from helpers.repro import torch_device
+
+    return torch.device(torch_device(device))
 
 
 def rotate_images(images) -> tuple[np.ndarray, np.ndarray]:

@@ -737,13 +737,6 @@ class TeacherStudentResult:
         return ~self.success & ~self.spurious
 
 
-def _torch_device(device) -> str:
-    name = str(device).strip().lower()
-    if name.split(":")[0] not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N' (or None for DLT_DEVICE), got {device!r}")
-    return name
-
-
 def _seed_list(seeds):
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         return list(range(_count(seeds, "seeds")))
@@ -783,7 +776,7 @@ def teacher_student_relu(teacher_k: int, student_k: int, d: int | None = None, s
     lr, steps = _check_step(lr, steps)
     loss_tol, grad_tol = _positive(loss_tol, "loss_tol"), _positive(grad_tol, "grad_tol")
     seeds = _seed_list(seeds)
-    device = repro.device(use_torch=True) if device is None else _torch_device(device)
+    device = repro.torch_device(device)
     S = len(seeds)
     torch.set_flush_denormal(True)  # denormals in near-converged runs slow float64 GD ~15x
     dt = torch.float64
@@ -991,7 +984,7 @@ def spurious_minima_table(ks, restarts: int, steps: int, lr: float | None = None
     steps = _count(steps, "steps", minimum=0)
     if lr is not None:
         lr = _positive(lr, "lr")
-    device = repro.device(use_torch=True) if device is None else _torch_device(device)
+    device = repro.torch_device(device)
     cores = os.cpu_count() or 1
     if n_jobs is None:
         n_jobs = cores if (repro.scale() == "paper" and device == "cpu") else 1
@@ -1046,7 +1039,7 @@ def batched_speedup(restarts: int, k: int = 10, n: int | None = None, steps: int
     n = k if n is None else _count(n, "n")
     steps = _count(steps, "steps")
     lr = stable_lr(k, n) if lr is None else _positive(lr, "lr")
-    device = repro.device(use_torch=True) if device is None else _torch_device(device)
+    device = repro.torch_device(device)
     seed = _count(seed, "seed", minimum=0)
     before = torch.get_num_threads()
     if threads is not None:

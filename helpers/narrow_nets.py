@@ -205,11 +205,7 @@ def train_classifiers(kind: str, depth: int, width: int, data: Dataset, steps: i
 
     from helpers import repro
 
-    device = repro.device(use_torch=True) if device is None else str(device).strip().lower()
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but torch sees no GPU; use device='cpu'")
+    device = repro.torch_device(device)
     inits = [_init(kind, depth, width, X.shape[1], s) for s in seeds]
     params = {k: torch.stack([p[k] for p in inits]).to(device).requires_grad_() for k in inits[0]}
     S = len(seeds)

@@ -336,10 +336,7 @@ def teacher_student(teacher_width, student_width, d, n, steps, seeds, lr=0.02, n
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("pass at least one seed")
-    if device is None:
-        device = repro.device(use_torch=True)
-    elif str(device).split(":")[0] not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N' (None: DLT_DEVICE), got {device!r}")
+    device = repro.torch_device(device)
     X, y, Xte, yte = teacher_data(teacher_width, d, n, n_test, data_seed)
     m = int(student_width)
     inits = []

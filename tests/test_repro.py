@@ -73,3 +73,18 @@ def test_sizes_pick_by_scale_and_render(monkeypatch):
         repro.sizes(bad=(1,))
     with pytest.raises(ValueError):
         repro.sizes()
+
+
+@pytest.mark.parametrize("bad", ["tpu", "gpu", "cpu:0", "cuda:x", "", "mps"])
+def test_torch_device_rejects_unknown_devices(bad):
+    with pytest.raises(ValueError, match="device must be"):
+        repro.torch_device(bad)
+
+
+def test_torch_device_defaults_and_cuda(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("DLT_DEVICE", "cpu")
+    assert repro.torch_device(None) == "cpu" and repro.torch_device(" CPU ") == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no GPU"):
+            repro.torch_device("cuda:0")
