@@ -536,15 +536,15 @@ class LogisticPath:
     a non-finite loss (``None`` when the run stayed finite).
     """
 
-    steps: "np.ndarray"
-    w: "np.ndarray"
-    loss: "np.ndarray"
-    margin: "np.ndarray"
-    angle: "np.ndarray"
-    svm: "np.ndarray | None"
+    steps: np.ndarray
+    w: np.ndarray
+    loss: np.ndarray
+    margin: np.ndarray
+    angle: np.ndarray
+    svm: np.ndarray | None
     lr: float
     average: bool
-    diverged_at: "int | None" = None
+    diverged_at: int | None = None
 
     @property
     def diverged(self) -> bool:
@@ -697,10 +697,10 @@ class NonseparableSplit:
     which the iterates grow like ``ln t``; ``basis``: an orthonormal basis of ``S`` (columns).
     """
 
-    tight: "np.ndarray"
-    basis: "np.ndarray"
-    offset: "np.ndarray"
-    w_hat: "np.ndarray | None"
+    tight: np.ndarray
+    basis: np.ndarray
+    offset: np.ndarray
+    w_hat: np.ndarray | None
 
 
 def nonseparable_split(X, y, tol=1e-9):
@@ -980,7 +980,7 @@ class MarginPath:
     norm: int
     lr: float
     normalized: bool
-    diverged_at: "int | None" = None
+    diverged_at: int | None = None
 
 
 def _exp_margin_descent(X, y, steps, lr, normalized, geometry, record):

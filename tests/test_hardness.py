@@ -6,7 +6,6 @@ from scipy import integrate, optimize, special
 
 from helpers import hardness as H
 
-
 # ---------------------------------------------------------------- Funk-Hecke coefficients
 
 
