@@ -254,6 +254,22 @@ def _wait(driver, script, timeout=20.0):
     return False
 
 
+# elements sticking out past the right edge, outside scroll boxes and the theme's off-canvas drawers
+_WIDER_THAN_PHONE = """
+function contained(e) {
+  for (let a = e.parentElement; a; a = a.parentElement) {
+    const o = getComputedStyle(a).overflowX;
+    if (o === 'auto' || o === 'scroll' || o === 'hidden') return true;
+    if (a.classList.contains('bd-sidebar-secondary') || a.classList.contains('bd-sidebar-primary')) return true;
+  }
+  return false;
+}
+return [...document.querySelectorAll('article *')]
+  .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !contained(e))
+  .slice(0, 5).map(e => e.tagName + ' ' + (e.textContent || '').trim().slice(0, 40));
+"""
+
+
 def _visible_frame(driver) -> str | None:
     return driver.execute_script(
         "const v=[...document.querySelectorAll('.widget-image')].filter(i=>i.offsetParent!==null);"
@@ -302,7 +318,11 @@ def test_page_in_browser(stem, server, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SHOTS / f"{stem}-desktop.png"))
     browser.set_window_size(390, 844)
+    browser.refresh()  # the theme lays the page out at load: reload at phone width
+    _wait(browser, "return document.querySelectorAll('mjx-container').length >= document.querySelectorAll('.math').length")
     browser.save_screenshot(str(SHOTS / f"{stem}-phone.png"))
+    wide = browser.execute_script(_WIDER_THAN_PHONE)
+    assert not wide, f"{stem}: content wider than a phone screen (not in a scroll box): {wide}"
 
     problems = [
         e["message"] for e in browser.get_log("browser")
