@@ -142,7 +142,9 @@ def main() -> int:
         sections.append("\n".join(bench_build()) + "\n")
     scaling = ROOT / "benchmarks" / "scaling.md"
     if scaling.exists():  # written by benchmarks/scaling.py (problem size vs time, batched vs loop)
-        body = scaling.read_text().split("\n", 1)[-1] if scaling.read_text().startswith("# ") else scaling.read_text()
+        body = scaling.read_text()
+        if body.startswith("# "):  # drop its own title: it becomes a section here
+            body = body.split("\n", 1)[-1]
         sections.append("## Scaling (from benchmarks/scaling.py)\n\n" + body.strip() + "\n")
     text = "\n".join(sections)
     print(text)

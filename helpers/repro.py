@@ -174,24 +174,24 @@ def device(use_torch: bool | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def torch_device(device=None) -> str:
+def torch_device(name=None) -> str:
     """A validated torch device name: ``None`` means :func:`device` (``DLT_DEVICE``, else cuda when present).
 
     Accepts ``cpu``, ``cuda`` and ``cuda:N``; raises ``ValueError`` for anything else, and for
     cuda when torch sees no GPU, so a bad ``device=`` argument fails with a clear message.
     """
-    if device is None:
-        return globals()["device"](use_torch=True)
-    name = str(device).strip().lower()
-    kind, _, index = name.partition(":")
+    if name is None:
+        return device(use_torch=True)
+    text = str(name).strip().lower()
+    kind, _, index = text.partition(":")
     if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N' (or None for DLT_DEVICE), got {device!r}")
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N' (or None for DLT_DEVICE), got {name!r}")
     if kind == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise ValueError("device='cuda' but torch sees no GPU; use device='cpu' (or unset DLT_DEVICE)")
-    return name
+    return text
 
 
 def set_threads(n: int = 1, use_torch: bool | None = None) -> None:
